@@ -1,0 +1,1 @@
+"""The local pipeline runner by concept; ``plant2edge.runner`` is the entry point."""
