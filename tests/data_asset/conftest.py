@@ -1,0 +1,64 @@
+"""Fixtures for the data asset components: their scripts as modules, and test data."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from plant2edge import settings
+
+COMPONENTS_DIR = settings.repo_root() / "components"
+
+
+def load_script(stage: str):
+    """Import components/<stage>/<stage>.py under a name unique to this test suite."""
+    module_name = f"p2e_component_{stage}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    path = COMPONENTS_DIR / stage / f"{stage}.py"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def ingest_data():
+    return load_script("ingest_data")
+
+
+@pytest.fixture(scope="session")
+def validate_data():
+    return load_script("validate_data")
+
+
+@pytest.fixture(scope="session")
+def profile_data():
+    return load_script("profile_data")
+
+
+@pytest.fixture(scope="session")
+def register_data():
+    return load_script("register_data")
+
+
+@pytest.fixture(scope="session")
+def sample_frame(sample_parquet) -> pd.DataFrame:
+    return pd.read_parquet(sample_parquet)
+
+
+@pytest.fixture
+def write_data_folder():
+    """Return a function that writes a frame as ``<folder>/data.parquet``."""
+
+    def write(df: pd.DataFrame, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        df.to_parquet(folder / "data.parquet", index=False)
+        return folder
+
+    return write
