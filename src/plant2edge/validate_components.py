@@ -13,6 +13,7 @@ from plant2edge.validate_common import (
     did_you_mean,
     names,
 )
+from plant2edge.validate_sdk import quiet_sdk
 from plant2edge.validate_yaml import YamlDoc, is_plain_string
 from plant2edge.workspace_environments import BASE_IMAGE
 
@@ -40,12 +41,13 @@ SIDE_EFFECT_HINTS = {
 @functools.cache
 def command_component_keys() -> frozenset[str]:
     """Return the top-level keys that azure-ai-ml's commandComponent schema loads."""
-    from azure.ai.ml._schema.component.command_component import (
-        CommandComponentSchema,
-    )
-    from azure.ai.ml.constants._common import BASE_PATH_CONTEXT_KEY
+    with quiet_sdk():
+        from azure.ai.ml._schema.component.command_component import (
+            CommandComponentSchema,
+        )
+        from azure.ai.ml.constants._common import BASE_PATH_CONTEXT_KEY
 
-    schema = CommandComponentSchema(context={BASE_PATH_CONTEXT_KEY: "."})
+        schema = CommandComponentSchema(context={BASE_PATH_CONTEXT_KEY: "."})
     return frozenset(
         field.data_key or name
         for name, field in schema.fields.items()

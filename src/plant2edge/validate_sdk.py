@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
+import warnings
 
 from plant2edge.validate_common import Finding
 from plant2edge.validate_yaml import YamlDoc
@@ -15,24 +17,35 @@ KINDS = ("component", "pipeline", "schedule", "environment")
 MAX_MESSAGE = 400
 
 
-def quiet_sdk_logging() -> None:
-    """Silence azure-ai-ml's notes on experimental classes, printed on first use."""
+@contextlib.contextmanager
+def quiet_sdk():
+    """Silence azure-ai-ml's notes on experimental classes and marshmallow 4 warnings.
+
+    azure-ai-ml 1.35 logs a note for each experimental schema class on first use
+    and triggers thousands of marshmallow deprecation warnings per load; neither
+    concerns the YAML being checked.
+    """
     logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
+    from marshmallow.warnings import Marshmallow4Warning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Marshmallow4Warning)
+        yield
 
 
 def load_entity(kind: str, path, params_override=None):
     """Load ``path`` with the azure-ai-ml loader for ``kind``."""
-    from azure.ai.ml import load_component, load_environment, load_job
-    from azure.ai.ml.entities._load_functions import load_schedule
+    with quiet_sdk():
+        from azure.ai.ml import load_component, load_environment, load_job
+        from azure.ai.ml.entities._load_functions import load_schedule
 
-    quiet_sdk_logging()
-    loaders = {
-        "component": load_component,
-        "pipeline": load_job,
-        "schedule": load_schedule,
-        "environment": load_environment,
-    }
-    return loaders[kind](source=path, params_override=params_override or [])
+        loaders = {
+            "component": load_component,
+            "pipeline": load_job,
+            "schedule": load_schedule,
+            "environment": load_environment,
+        }
+        return loaders[kind](source=path, params_override=params_override or [])
 
 
 def check_with_sdk(doc: YamlDoc, kind: str) -> list[Finding]:
@@ -44,7 +57,8 @@ def check_with_sdk(doc: YamlDoc, kind: str) -> list[Finding]:
     validate = getattr(entity, "_validate", None)
     if validate is None:
         return []
-    result = validate()
+    with quiet_sdk():
+        result = validate()
     if result.passed:
         return []
     return [
@@ -56,12 +70,17 @@ def check_with_sdk(doc: YamlDoc, kind: str) -> list[Finding]:
 def _findings_from_exception(doc: YamlDoc, exc: Exception) -> list[Finding]:
     text = str(exc)
     errors = _structured_errors(text)
-    if errors:
-        return [
-            _sdk_finding(doc, error.get("path", ""), str(error.get("message", "")))
-            for error in errors
-        ]
-    return [_sdk_finding(doc, "", _first_lines(text) or type(exc).__name__)]
+    if not errors:
+        return [_sdk_finding(doc, "", _first_lines(text) or type(exc).__name__)]
+    findings = []
+    for error in errors:
+        path, message = str(error.get("path", "")), str(error.get("message", ""))
+        nested = _nested_errors(message) if path in ("", "*") else {}
+        if not nested:
+            findings.append(_sdk_finding(doc, path, _first_lines(message)))
+        for key, messages in nested.items():
+            findings.append(_sdk_finding(doc, key, _first_lines(str(messages))))
+    return findings
 
 
 def _structured_errors(text: str) -> list[dict]:
@@ -77,7 +96,22 @@ def _structured_errors(text: str) -> list[dict]:
     return [error for error in errors or [] if isinstance(error, dict)]
 
 
+def _nested_errors(message: str) -> dict:
+    # A whole-file error of a schedule or job wraps a {"field": [messages]} dict.
+    start = message.find("{", message.find("failed:"))
+    if "failed:" not in message or start < 0:
+        return {}
+    try:
+        payload, _ = json.JSONDecoder().raw_decode(message, start)
+    except ValueError:
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
 def _first_lines(text: str) -> str:
+    # Drop the advertisement for the VS Code extension that ends many messages.
+    for marker in ("Visit this link", "The easiest way to author"):
+        text = text.split(marker, 1)[0]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     joined = " ".join(lines)
     return joined[:MAX_MESSAGE] + ("..." if len(joined) > MAX_MESSAGE else "")
