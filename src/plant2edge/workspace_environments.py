@@ -61,10 +61,7 @@ def write_missing_environments(repo: Path, image: str = BASE_IMAGE) -> list[Path
         target = folder / f"{stage}.yaml"
         if target.exists():
             continue
-        description = (
-            f"Python packages of the {stage} component, from "
-            f"components/{stage}/conda.yaml."
-        )
+        description = f"Python and pinned packages of components/{stage}."
         _write_atomic(target, render_environment(stage, description, image))
         logger.info("wrote %s", target)
         written.append(target)
