@@ -15,11 +15,18 @@ COMPONENTS_DIR = settings.repo_root() / "components"
 
 
 def load_script(stage: str):
-    """Import components/<stage>/<stage>.py under a name unique to this test suite."""
+    """Import components/<stage>/<stage>.py under a name unique to this test suite.
+
+    The component folder goes on sys.path, as it is when the step runs, so that
+    the script can import the other modules of its folder.
+    """
     module_name = f"p2e_component_{stage}"
     if module_name in sys.modules:
         return sys.modules[module_name]
-    path = COMPONENTS_DIR / stage / f"{stage}.py"
+    folder = COMPONENTS_DIR / stage
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))
+    path = folder / f"{stage}.py"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
@@ -43,8 +50,18 @@ def profile_data():
 
 
 @pytest.fixture(scope="session")
+def profile_figures(profile_data):
+    return importlib.import_module("profile_figures")
+
+
+@pytest.fixture(scope="session")
 def register_data():
     return load_script("register_data")
+
+
+@pytest.fixture(scope="session")
+def data_asset_stores(register_data):
+    return importlib.import_module("data_asset_stores")
 
 
 @pytest.fixture(scope="session")

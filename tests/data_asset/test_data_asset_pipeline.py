@@ -72,12 +72,12 @@ def test_pipeline_registers_sample_once(repo_root, sample_parquet, p2e_home):
 
 
 def test_pipeline_fails_at_validate_on_missing_column(
-    repo_root, sample_frame, register_data, tmp_path, p2e_home
+    data_asset_stores, repo_root, sample_frame, register_data, tmp_path, p2e_home
 ):
     existing = tmp_path / "existing"
     existing.mkdir()
     sample_frame.to_parquet(existing / "data.parquet")
-    store = register_data.LocalAssetStore(settings.data_assets_dir())
+    store = data_asset_stores.LocalAssetStore(settings.data_assets_dir())
     register_data.register(existing, NAME, store)
     before = store_files(settings.data_assets_dir())
     bad = tmp_path / "no-ph3.parquet"

@@ -92,7 +92,7 @@ def test_profile_logs_figures_to_mlflow(
     assert metrics["gap_count"] == 0
 
 
-def test_downsample_keeps_spikes(profile_data):
+def test_downsample_keeps_spikes(profile_figures):
     values = np.zeros(10_000)
     values[4321] = 99.0
     df = pd.DataFrame(
@@ -102,7 +102,7 @@ def test_downsample_keeps_spikes(profile_data):
         }
     )
 
-    points = profile_data.downsample(df, "x", 100)
+    points = profile_figures.downsample(df, "x", 100)
 
     assert len(points) == 100
     assert points["max"].max() == 99.0

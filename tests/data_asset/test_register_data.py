@@ -92,9 +92,9 @@ def test_register_reuses_version_for_same_data(
 
 
 def test_register_reuses_version_for_rewritten_rows(
-    register_data, sample_frame, store_root, tmp_path
+    data_asset_stores, register_data, sample_frame, store_root, tmp_path
 ):
-    store = register_data.LocalAssetStore(store_root)
+    store = data_asset_stores.LocalAssetStore(store_root)
     first = tmp_path / "first"
     first.mkdir()
     sample_frame.to_parquet(first / "data.parquet", compression="snappy")
@@ -169,9 +169,9 @@ def test_failed_validation_leaves_versions_unchanged(
 
 
 def test_register_keeps_label_column(
-    register_data, labeled_parquet, store_root, tmp_path
+    data_asset_stores, register_data, labeled_parquet, store_root, tmp_path
 ):
-    store = register_data.LocalAssetStore(store_root)
+    store = data_asset_stores.LocalAssetStore(store_root)
 
     info = register_data.register(labeled_parquet, NAME, store)
 
@@ -185,14 +185,20 @@ def test_register_keeps_label_column(
 
 
 def test_register_retries_when_version_taken(
-    register_data, sample_frame, validated, store_root, tmp_path, monkeypatch
+    data_asset_stores,
+    register_data,
+    sample_frame,
+    validated,
+    store_root,
+    tmp_path,
+    monkeypatch,
 ):
-    store = register_data.LocalAssetStore(store_root)
+    store = data_asset_stores.LocalAssetStore(store_root)
     other = tmp_path / "other"
     other.mkdir()
     sample_frame.iloc[:100].to_parquet(other / "data.parquet")
     register_data.register(other, NAME, store)
-    real_next_version = register_data.LocalAssetStore.next_version
+    real_next_version = data_asset_stores.LocalAssetStore.next_version
     calls = []
 
     def stale_next_version(self, name):
@@ -201,7 +207,7 @@ def test_register_retries_when_version_taken(
         return "1" if len(calls) == 1 else real_next_version(self, name)
 
     monkeypatch.setattr(
-        register_data.LocalAssetStore, "next_version", stale_next_version
+        data_asset_stores.LocalAssetStore, "next_version", stale_next_version
     )
 
     info = register_data.register(validated, NAME, store)
@@ -239,7 +245,9 @@ def test_register_main_reports_invalid_name(
     assert not store_root.exists()
 
 
-def test_register_without_store_names_both_options(register_data, p2e_home):
+def test_register_without_store_names_both_options(
+    data_asset_stores, register_data, p2e_home
+):
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AZUREML_")}
     environ.pop("PLANT2EDGE_DATA_ASSETS", None)
 
@@ -249,7 +257,7 @@ def test_register_without_store_names_both_options(register_data, p2e_home):
         r"AZUREML_ARM_SUBSCRIPTION, AZUREML_ARM_RESOURCEGROUP, "
         "AZUREML_ARM_WORKSPACE_NAME",
     ):
-        register_data.open_store(environ)
+        data_asset_stores.open_store(environ)
 
 
 def test_content_hash_ignores_file_layout(
@@ -308,11 +316,13 @@ class FakeMLClient:
         self.data = FakeDataOperations()
 
 
-def test_azureml_store_creates_and_reuses_data(register_data, validated):
+def test_azureml_store_creates_and_reuses_data(
+    data_asset_stores, register_data, validated
+):
     from azure.ai.ml.entities import Data
 
     client = FakeMLClient()
-    store = register_data.AzureMLAssetStore(client)
+    store = data_asset_stores.AzureMLAssetStore(client)
 
     first = register_data.register(validated, NAME, store, "plant data")
     second = register_data.register(validated, NAME, store, "plant data")
@@ -332,14 +342,16 @@ def test_azureml_store_creates_and_reuses_data(register_data, validated):
     assert client.data.payloads[0]["manifest"]["version"] == "1"
 
 
-def test_azureml_store_numbers_after_latest(register_data, sample_frame, validated):
+def test_azureml_store_numbers_after_latest(
+    data_asset_stores, register_data, sample_frame, validated
+):
     from azure.ai.ml.entities import Data
 
     client = FakeMLClient()
     client.data.assets.append(
         Data(name=NAME, version="4", path="azureml://datastores/x/paths/y", tags={})
     )
-    store = register_data.AzureMLAssetStore(client)
+    store = data_asset_stores.AzureMLAssetStore(client)
 
     info = register_data.register(validated, NAME, store)
 
@@ -347,7 +359,9 @@ def test_azureml_store_numbers_after_latest(register_data, sample_frame, validat
     assert client.data.payloads[0]["manifest"]["version"] == "5"
 
 
-def test_open_store_uses_managed_identity(register_data, monkeypatch):
+def test_open_store_uses_managed_identity(
+    data_asset_stores, register_data, monkeypatch
+):
     from azure.identity import ManagedIdentityCredential
 
     environ = {
@@ -359,9 +373,9 @@ def test_open_store_uses_managed_identity(register_data, monkeypatch):
         "DEFAULT_IDENTITY_CLIENT_ID", "11111111-1111-1111-1111-111111111111"
     )
 
-    store = register_data.open_store(environ)
+    store = data_asset_stores.open_store(environ)
 
-    assert isinstance(store, register_data.AzureMLAssetStore)
+    assert isinstance(store, data_asset_stores.AzureMLAssetStore)
     assert store.ml_client.workspace_name == "plant-ws"
     assert store.ml_client.resource_group_name == "plant-rg"
     assert isinstance(store.ml_client._credential, ManagedIdentityCredential)
