@@ -17,6 +17,7 @@ _URL = re.compile(
     r"\b([a-z][a-z0-9+.-]*://)([^/\s?#@]*@)?([^\s?#]*)(\?[^\s#]*)?", re.IGNORECASE
 )
 REDACTED = "<redacted>"
+MIN_SECRET_LENGTH = 4
 
 
 def redact_url(text: str) -> str:
@@ -34,15 +35,34 @@ def redact_url(text: str) -> str:
     return _URL.sub(strip, text)
 
 
-def redact_value(name: str, value: Any) -> Any:
-    """Return ``value`` safe to store: hidden for secret-like names, URLs stripped."""
-    if value is None:
-        return None
-    if SECRET_NAME.search(name):
-        return REDACTED
-    if isinstance(value, str):
-        return redact_url(value)
-    return value
+class Redactor:
+    """Hide secret values before they are written to run.json, command.sh or logs.
+
+    A value is secret when its input or override name looks like one (key,
+    token, password, SAS, connection string ...). Once seen, the same text is
+    hidden wherever it appears, also under other input names.
+    """
+
+    def __init__(self) -> None:
+        self.secrets: set[str] = set()
+
+    def remember(self, name: str, value: Any) -> None:
+        # Shorter values would hide unrelated text such as step numbers.
+        if not isinstance(value, str | int | float) or not SECRET_NAME.search(name):
+            return
+        if len(str(value)) >= MIN_SECRET_LENGTH:
+            self.secrets.add(str(value))
+
+    def __call__(self, name: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if SECRET_NAME.search(name):
+            return REDACTED
+        if isinstance(value, str):
+            value = redact_url(value)
+            for secret in self.secrets:
+                value = value.replace(secret, REDACTED)
+        return value
 
 
 def write_json_atomic(path: Path, data: dict) -> None:

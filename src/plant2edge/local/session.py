@@ -14,7 +14,7 @@ from plant2edge.local import execute
 from plant2edge.local.command import render
 from plant2edge.local.errors import InputResolutionError, PipelineError
 from plant2edge.local.inputs import InputResolver
-from plant2edge.local.record import redact_url, redact_value, write_json_atomic
+from plant2edge.local.record import Redactor, redact_url, write_json_atomic
 from plant2edge.local.results import (
     CANCELED,
     COMPLETED,
@@ -48,6 +48,7 @@ class PipelineRun:
         self.step_inputs: dict[str, dict[str, Any]] = {}
         self.input_sources: dict[str, dict] = {}
         self._tracking: Tracking | None = None
+        self.redact = _redactor(spec)
 
     @property
     def tracking(self) -> Tracking:
@@ -237,13 +238,16 @@ class PipelineRun:
         return values
 
     def _shown_command(self, step, inputs: dict, outputs: dict) -> str:
-        shown = {name: redact_value(name, value) for name, value in inputs.items()}
+        shown = {name: self.redact(name, value) for name, value in inputs.items()}
         text = render(step.component.command, shown, outputs)
         return f"# cwd: {step.component.code_dir}\n{text}\n"
 
     def _failure_report(self, step: StepSpec, result: StepResult, label: str) -> str:
         stderr_path = result.log_dir / "stderr.txt"
-        lines = execute.tail(stderr_path, STDERR_TAIL_LINES)
+        lines = [
+            self.redact("stderr", line)
+            for line in execute.tail(stderr_path, STDERR_TAIL_LINES)
+        ]
         names = list(self.spec.steps)
         skipped = names[names.index(step.name) + 1 :]
         report = [
@@ -332,9 +336,9 @@ class PipelineRun:
             "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "failed_step": result.failed_step,
             "error": result.error,
-            "overrides": {k: redact_value(k, v) for k, v in spec.overrides.items()},
+            "overrides": {k: self.redact(k, v) for k, v in spec.overrides.items()},
             "inputs": {
-                name: redact_value(name, v.path if isinstance(v, PathValue) else v)
+                name: self.redact(name, v.path if isinstance(v, PathValue) else v)
                 for name, v in spec.inputs.items()
             },
             "input_sources": self.input_sources,
@@ -361,9 +365,21 @@ class PipelineRun:
             "code": str(step.component.code_dir),
             "mlflow_run_id": result.mlflow_run_id,
             "inputs": {
-                key: getattr(value, "text", None) or redact_value(key, value)
+                key: getattr(value, "text", None) or self.redact(key, value)
                 for key, value in inputs.items()
             },
             "outputs": {k: str(v) for k, v in result.outputs.items()},
             "error": result.error,
         }
+
+
+def _redactor(spec: PipelineSpec) -> Redactor:
+    redact = Redactor()
+    for name, value in spec.overrides.items():
+        redact.remember(name, value)
+    for name, value in spec.inputs.items():
+        redact.remember(name, value.path if isinstance(value, PathValue) else value)
+    for step in spec.steps.values():
+        for name, value in step.inputs.items():
+            redact.remember(name, value)
+    return redact

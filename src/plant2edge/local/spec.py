@@ -9,6 +9,7 @@ cycles, so this module also reads the raw YAML and checks those itself.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,16 +156,23 @@ def _read_yaml(path: Path) -> dict:
 
 
 def _load_azure_job(path: Path, params_override: list[dict]):
-    from azure.ai.ml import load_job
+    # azure-ai-ml 1.35 triggers hundreds of marshmallow deprecation warnings.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from azure.ai.ml import load_job
 
-    try:
-        return load_job(path, params_override=params_override)
-    except Exception as exc:  # azure-ai-ml raises many unrelated types here
-        raise PipelineSpecError(f"azure-ai-ml could not load {path}: {exc}") from exc
+        try:
+            return load_job(path, params_override=params_override)
+        except Exception as exc:  # azure-ai-ml raises many unrelated types here
+            raise PipelineSpecError(
+                f"azure-ai-ml could not load {path}: {exc}"
+            ) from exc
 
 
 def _check_azure_validation(job) -> None:
-    result = job._validate()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = job._validate()
     if not result.passed:
         details = "; ".join(f"{k}: {v}" for k, v in result.error_messages.items())
         raise PipelineSpecError(f"The pipeline is invalid for Azure ML: {details}")

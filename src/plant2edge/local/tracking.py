@@ -86,7 +86,7 @@ class Tracking:
 
     def model_versions(self, name: str) -> list[str]:
         versions = self.client.search_model_versions(f"name='{_quote(name)}'")
-        return sorted((v.version for v in versions), key=int)
+        return sorted((str(v.version) for v in versions), key=int)
 
     def download_model(self, name: str, version: str, destination: Path):
         """Download a model version (or ``latest``) and return ``(version, path)``."""
