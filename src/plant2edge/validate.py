@@ -1,13 +1,17 @@
 """``plant2edge validate``: check component, pipeline, schedule and environment YAML.
 
-First azure-ai-ml 1.35 loads and validates each file the way ``az ml`` would. Then
-the checks of this project look for mistakes it lets through: step inputs that the
-component does not declare, values outside an enum or range, bindings to missing
-steps or outputs, cycles, optional inputs outside ``$[[...]]``, unknown keys,
-unquoted versions, missing descriptions and display names for the designer,
-side effects without ``is_deterministic: false``, and code snapshots that hold
-caches, data or too many megabytes. Each finding is printed as
-``path:line: message (fix: ...)``; the exit code is 1 when there is any.
+First azure-ai-ml 1.35 loads and validates each file the way ``az ml`` would.
+Then the checks of this project look for the mistakes it lets through:
+
+- step inputs that the component does not declare, values outside an enum or
+  range, bindings to missing steps or outputs, and cycles;
+- optional inputs outside ``$[[...]]``, unknown keys and unquoted versions;
+- missing descriptions and display names, which the designer shows;
+- side effects without ``is_deterministic: false``;
+- code snapshots that contain caches or data, or exceed a size limit.
+
+Each finding is printed as ``path:line: message (fix: ...)``. The exit code is 1
+when there is any finding.
 """
 
 from __future__ import annotations
@@ -149,7 +153,7 @@ class Validator:
         sdk = check_with_sdk(doc, kind)
         own = self._own_checks(doc, kind)
         covered = {finding.field for finding in own if finding.field}
-        # A check of ours that reports the same field says more (line, fix).
+        # A check of this project on the same field gives the exact line and a fix.
         sdk = [finding for finding in sdk if finding.field not in covered]
         return sdk + own
 

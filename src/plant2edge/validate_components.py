@@ -157,7 +157,7 @@ def check_descriptions(doc: YamlDoc) -> list[Finding]:
                     doc.line_of(section, name),
                     f"{kind} {name!r} has no description, so the designer shows "
                     "nothing for it",
-                    f"add description: what the {kind} holds, for the person wiring "
+                    f"add description: what the {kind} contains, for the person wiring "
                     "the component in the designer",
                     field=f"{section}.{name}",
                 )

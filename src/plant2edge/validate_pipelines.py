@@ -1,8 +1,9 @@
 """Checks of a pipeline job YAML against its steps' components.
 
-azure-ai-ml 1.35 drops a step input that the component does not declare, and
-passes on values outside an enum, non-numbers for numbers, bindings to missing
-steps or outputs and cycles without a word; the service or the step fails later.
+azure-ai-ml 1.35 drops a step input that the component does not declare. It also
+accepts values outside an enum, non-numbers for numbers, bindings to missing steps
+or outputs, and cycles, so the mistake shows only when the service or the step
+fails.
 """
 
 from __future__ import annotations
@@ -130,10 +131,10 @@ def check_step_ports(doc: YamlDoc, step: Step) -> list[Finding]:
     findings = []
     for section in ("inputs", "outputs"):
         declared = _ports(step, section)
-        given = step.job.get(section) or {}
-        if not isinstance(given, dict):
+        step_ports = step.job.get(section) or {}
+        if not isinstance(step_ports, dict):
             continue
-        for name in given:
+        for name in step_ports:
             if name in declared:
                 continue
             findings.append(
@@ -154,12 +155,12 @@ def check_step_ports(doc: YamlDoc, step: Step) -> list[Finding]:
 def check_step_values(doc: YamlDoc, step: Step) -> list[Finding]:
     """Check literal input values, and pipeline inputs bound directly to an input."""
     declared = _ports(step, "inputs")
-    given = step.job.get("inputs") or {}
-    if not isinstance(given, dict):
+    step_inputs = step.job.get("inputs") or {}
+    if not isinstance(step_inputs, dict):
         return []
     parent_inputs = doc.data.get("inputs") or {}
     findings = []
-    for name, value in given.items():
+    for name, value in step_inputs.items():
         port = declared.get(name)
         if not isinstance(port, dict) or port.get("type") not in PRIMITIVE_TYPES:
             continue

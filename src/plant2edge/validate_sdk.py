@@ -21,8 +21,8 @@ MAX_MESSAGE = 400
 def quiet_sdk():
     """Silence azure-ai-ml's notes on experimental classes and marshmallow 4 warnings.
 
-    azure-ai-ml 1.35 logs a note for each experimental schema class on first use
-    and triggers thousands of marshmallow deprecation warnings per load; neither
+    azure-ai-ml 1.35 logs a note for each experimental schema class on first use,
+    and each load triggers thousands of marshmallow deprecation warnings. Neither
     concerns the YAML being checked.
     """
     logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)

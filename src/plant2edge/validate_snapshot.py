@@ -78,51 +78,64 @@ def check_snapshot(doc: YamlDoc, limit_mb: float = DEFAULT_LIMIT_MB) -> list[Fin
     if not code_dir.is_dir():
         return []  # azure-ai-ml reports a missing code folder itself.
     files = snapshot_files(code_dir)
-    line = doc.line_of("code")
-    ignore_name = _ignore_file_name(code_dir)
-    findings = []
+    logger.debug("%s: %d files in the snapshot", doc.path, len(files))
+    problems = [
+        _cache_problem(code_dir, files),
+        _data_problem(code_dir, files),
+        _size_problem(code_dir, files, limit_mb),
+    ]
+    return [
+        Finding(doc.path, doc.line_of("code"), message, fix, field="code")
+        for message, fix in problems
+        if message
+    ]
+
+
+def _cache_problem(code_dir: Path, files: list[SnapshotFile]) -> tuple[str, str]:
     caches = [item.relative for item in files if is_cache(item.relative)]
-    if caches:
-        findings.append(
-            Finding(
-                doc.path,
-                line,
-                f"code snapshot {code_dir.name}/ contains caches: {_listing(caches)}",
-                f"delete them, or add '.pytest_cache/' and '*.pyc' to "
-                f"{code_dir.name}/{ignore_name}",
-                field="code",
-            )
-        )
+    if not caches:
+        return "", ""
+    return (
+        f"code snapshot {code_dir.name}/ contains caches: {_listing(caches)}",
+        (
+            f"delete them, or add '.pytest_cache/' and '*.pyc' to "
+            f"{code_dir.name}/{_ignore_file_name(code_dir)}"
+        ),
+    )
+
+
+def _data_problem(code_dir: Path, files: list[SnapshotFile]) -> tuple[str, str]:
     data = [item.relative for item in files if is_data(item.relative)]
-    if data:
-        findings.append(
-            Finding(
-                doc.path,
-                line,
-                f"code snapshot {code_dir.name}/ contains data files: {_listing(data)}",
-                f"move test data out of the component folder, or add the files to "
-                f"{code_dir.name}/{ignore_name}",
-                field="code",
-            )
-        )
+    if not data:
+        return "", ""
+    return (
+        f"code snapshot {code_dir.name}/ contains data files: {_listing(data)}",
+        (
+            "move test data out of the component folder, or add the files to "
+            f"{code_dir.name}/{_ignore_file_name(code_dir)}"
+        ),
+    )
+
+
+def _size_problem(
+    code_dir: Path, files: list[SnapshotFile], limit_mb: float
+) -> tuple[str, str]:
     total = sum(item.size for item in files)
-    if total > limit_mb * 1024 * 1024:
-        largest = sorted(files, key=lambda item: item.size, reverse=True)[:3]
-        biggest = names(f"{item.relative} ({_mb(item.size)})" for item in largest)
-        findings.append(
-            Finding(
-                doc.path,
-                line,
-                f"code snapshot {code_dir.name}/ is {_mb(total)} in {len(files)} "
-                f"files, over the limit of {limit_mb:g} MB (Azure ML rejects "
-                f"{AZURE_LIMIT_MB} MB); largest: {biggest}",
-                f"exclude large files in {code_dir.name}/{ignore_name}, or raise "
-                "the limit with --max-snapshot-mb",
-                field="code",
-            )
-        )
-    logger.debug("%s: %d files, %d bytes in the snapshot", doc.path, len(files), total)
-    return findings
+    if total <= limit_mb * 1024 * 1024:
+        return "", ""
+    largest = sorted(files, key=lambda item: item.size, reverse=True)[:3]
+    biggest = names(f"{item.relative} ({_mb(item.size)})" for item in largest)
+    return (
+        (
+            f"code snapshot {code_dir.name}/ is {_mb(total)} in {len(files)} files, "
+            f"over the limit of {limit_mb:g} MB (Azure ML rejects more than "
+            f"{AZURE_LIMIT_MB} MB); largest: {biggest}"
+        ),
+        (
+            f"exclude large files in {code_dir.name}/{_ignore_file_name(code_dir)}, or "
+            "raise the limit with --max-snapshot-mb"
+        ),
+    )
 
 
 def _ignore_file_name(code_dir: Path) -> str:
@@ -133,9 +146,9 @@ def _ignore_file_name(code_dir: Path) -> str:
 
 
 def _listing(relatives: list[str]) -> str:
-    shown = names(relatives[:LISTED_FILES])
+    listed = names(relatives[:LISTED_FILES])
     more = len(relatives) - LISTED_FILES
-    return f"{shown} and {more} more" if more > 0 else shown
+    return f"{listed} and {more} more" if more > 0 else listed
 
 
 def _mb(size: int) -> str:

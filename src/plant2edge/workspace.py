@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 
 from plant2edge import settings
+from plant2edge.validate_sdk import quiet_sdk
 from plant2edge.workspace_assets import Outcome, load_assets, register, request_body
 from plant2edge.workspace_client import WorkspaceError, connect
 from plant2edge.workspace_environments import BASE_IMAGE, write_missing_environments
@@ -45,16 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    reg = commands.add_parser(
+    register_parser = commands.add_parser(
         "register", help="create or update environments and components"
     )
-    _add_common(reg, "register")
+    _add_common(register_parser, "register")
 
-    sub = commands.add_parser("submit", help="submit pipelines/<name>.yaml as a job")
-    sub.add_argument(
+    submit_parser = commands.add_parser(
+        "submit", help="submit pipelines/<name>.yaml as a job"
+    )
+    submit_parser.add_argument(
         "--pipeline", required=True, help="pipeline name (training) or YAML path"
     )
-    sub.add_argument(
+    submit_parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -63,29 +66,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a field as az ml job create --set does, e.g. inputs.window_size=300 "
         "(repeatable)",
     )
-    sub.add_argument(
+    submit_parser.add_argument(
         "--experiment",
         help="experiment name (default: experiment_name in the YAML, else "
         "plant2edge-<pipeline>)",
     )
-    sub.add_argument(
+    submit_parser.add_argument(
         "--wait", action="store_true", help="stream the job log until it ends"
     )
-    sub.add_argument(
+    submit_parser.add_argument(
         "--skip-validate",
         action="store_true",
         help="submit even when plant2edge validate finds problems in the pipeline",
     )
-    _add_common(sub, "submit")
+    _add_common(submit_parser, "submit")
 
-    env = commands.add_parser(
+    sync_parser = commands.add_parser(
         "sync-environments",
         help="write environments/<stage>.yaml for each component that has none",
     )
-    env.add_argument(
+    sync_parser.add_argument(
         "--image", default=BASE_IMAGE, help=f"base image (default {BASE_IMAGE})"
     )
-    env.add_argument(
+    sync_parser.add_argument(
         "--repo", type=Path, default=settings.repo_root(), help=argparse.SUPPRESS
     )
     return parser
@@ -118,7 +121,7 @@ def write_requests(folder: Path, files: dict[str, dict]) -> Path:
         for name, data in files.items():
             target = staging / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(json.dumps(data, indent=2, default=str) + "\n")
+            target.write_text(json.dumps(data, indent=2, default=_to_json) + "\n")
         old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex}"
         if folder.exists():
             os.rename(folder, old)
@@ -128,6 +131,16 @@ def write_requests(folder: Path, files: dict[str, dict]) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return folder
+
+
+def _to_json(value):
+    # A pipeline's REST body still contains each local component as an entity in
+    # componentId; submission registers it as an anonymous component first and
+    # puts its ID there. The dry run writes the component's spec instead.
+    if hasattr(value, "_to_dict"):
+        with quiet_sdk():
+            return value._to_dict()
+    return str(value)
 
 
 def run_register(args) -> int:

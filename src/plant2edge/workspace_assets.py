@@ -1,8 +1,9 @@
 """Environments and components as azure-ai-ml entities, and their idempotent registration.
 
-A registered asset version in Azure ML cannot change. Registration therefore gets
-the version named in the YAML first: missing means create it, equal content means
-skip it, and different content is an error that asks for a new version number.
+A registered asset version in Azure ML cannot change. Registration therefore
+gets the version named in the YAML first. A missing version is created, one with
+equal content is skipped, and one with different content is an error whose
+message proposes the next version number.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ logger = logging.getLogger(__name__)
 
 # Tag that registration adds to each component: a SHA-256 of its spec (without
 # the local code path) and of every file in its code snapshot. The service keeps
-# only a content hash of the code, so this tag is how a later run tells whether
-# the registered version holds the same code.
+# only a content hash of the code, so a later run compares this tag to find out
+# whether the registered version contains the same code.
 FINGERPRINT_TAG = "plant2edge_fingerprint"
 
 

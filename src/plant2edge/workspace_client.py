@@ -16,7 +16,7 @@ WORKSPACE_ENV = (
 
 
 class WorkspaceError(RuntimeError):
-    """A workspace operation failed; the message says what to do next."""
+    """A workspace operation that failed; the message names the next step."""
 
 
 def connect(config: Path | None = None):
@@ -32,15 +32,15 @@ def connect(config: Path | None = None):
     from azure.identity import DefaultAzureCredential
 
     values = {name: os.environ.get(name, "") for name in WORKSPACE_ENV}
-    given = [name for name, value in values.items() if value]
-    if given and len(given) < len(WORKSPACE_ENV):
-        missing = [name for name in WORKSPACE_ENV if name not in given]
+    set_names = [name for name, value in values.items() if value]
+    if set_names and len(set_names) < len(WORKSPACE_ENV):
+        missing = [name for name in WORKSPACE_ENV if name not in set_names]
         raise WorkspaceError(
-            f"{', '.join(given)} set but {', '.join(missing)} not; set all three, "
+            f"{', '.join(set_names)} set but {', '.join(missing)} not; set all three, "
             "or unset them and use config.json"
         )
     credential = DefaultAzureCredential()
-    if given:
+    if set_names:
         logger.info("workspace %s from environment variables", values[WORKSPACE_ENV[2]])
         return MLClient(
             credential,

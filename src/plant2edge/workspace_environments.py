@@ -1,8 +1,8 @@
 """Azure ML environment definitions: one ``environments/<stage>.yaml`` per component.
 
 Each component keeps its inline environment so that its folder stays
-self-contained; the files under ``environments/`` describe the same image and conda
-file as named, versioned environments that teams can register and reuse.
+self-contained. The files under ``environments/`` describe the same image and
+conda file as named, versioned environments that teams can register and reuse.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 # Azure ML base image, pinned to a dated tag so that a rebuild gives the same
-# system libraries. Tags and their security fixes are listed in the release notes
-# of github.com/Azure/AzureML-Containers (images/openmpi5.0-ubuntu24.04); this tag
-# is the base of Azure ML's curated environments of September 2026. Python comes
-# from each conda file, not from the image.
+# system libraries. The release notes of github.com/Azure/AzureML-Containers
+# (images/openmpi5.0-ubuntu24.04) list the tags and their security fixes. This tag
+# is the base of Azure ML's curated environments (Azure/azureml-assets) of
+# September 2026. Python comes from each conda file, not from the image.
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi5.0-ubuntu24.04:20260901.v1"
 ENVIRONMENT_SCHEMA = (
     "https://azuremlschemas.azureedge.net/latest/environment.schema.json"

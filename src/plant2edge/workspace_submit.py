@@ -17,9 +17,9 @@ logger = logging.getLogger(__name__)
 
 def resolve_pipeline(repo: Path, name: str) -> Path:
     """Return ``pipelines/<name>.yaml``, or ``name`` itself when it is a YAML file."""
-    given = Path(name)
-    if given.suffix in (".yaml", ".yml") and given.is_file():
-        return given.resolve()
+    candidate = Path(name)
+    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+        return candidate.resolve()
     path = repo / "pipelines" / f"{name}.yaml"
     if path.is_file():
         return path

@@ -1,8 +1,9 @@
 """Each component's conda.yaml agrees with requirements.txt and with its own imports.
 
-A component runs in Azure ML with the packages of its conda file and locally with
-the shared venv built from requirements.txt, so both must hold the same versions,
-and every module a script imports must come from the component's own conda file.
+A component runs in Azure ML with the packages of its conda file, and locally in
+the shared venv built from requirements.txt. Both must therefore pin the same
+versions, and every module a script imports must come from the component's own
+conda file.
 """
 
 from __future__ import annotations

@@ -23,13 +23,13 @@ def no_credentials(monkeypatch):
     for name in WORKSPACE_ENV:
         monkeypatch.delenv(name, raising=False)
 
-    def refuse(*args, **kwargs):
+    def reject_call(*args, **kwargs):
         raise AssertionError("a dry run must not create a credential or client")
 
-    monkeypatch.setattr("azure.identity.DefaultAzureCredential", refuse)
-    monkeypatch.setattr("azure.ai.ml.MLClient", refuse)
-    monkeypatch.setattr(workspace_client, "connect", refuse)
-    monkeypatch.setattr("plant2edge.workspace.connect", refuse)
+    monkeypatch.setattr("azure.identity.DefaultAzureCredential", reject_call)
+    monkeypatch.setattr("azure.ai.ml.MLClient", reject_call)
+    monkeypatch.setattr(workspace_client, "connect", reject_call)
+    monkeypatch.setattr("plant2edge.workspace.connect", reject_call)
 
 
 def read(path: Path) -> dict:
