@@ -146,6 +146,35 @@ def log_to_mlflow(folder: Path, names: list[str], summary: dict) -> None:
     logger.info("Logged %d files and %d metrics to MLflow", len(names), len(metrics))
 
 
+def write_report(report_dir: Path, summary: dict, images: dict[str, bytes]) -> None:
+    """Write the figures, summary.json and, last, report.html to ``report_dir``."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    for name, png in images.items():
+        write_atomic(report_dir, name, png)
+    summary_json = json.dumps(summary, indent=2).encode("utf-8")
+    write_atomic(report_dir, SUMMARY_FILE, summary_json)
+    page = render_html(summary, images, "Data profile")
+    write_atomic(report_dir, REPORT_FILE, page.encode("utf-8"))
+    logger.info("Wrote %s and %d figures to %s", REPORT_FILE, len(images), report_dir)
+
+
+def try_log_to_mlflow(report_dir: Path, names: list[str], summary: dict) -> None:
+    """Log the report to MLflow, warning instead of failing when that fails.
+
+    The report folder is the step's output and MLflow keeps copies for browsing,
+    so a tracking failure must not fail the step.
+    """
+    try:
+        log_to_mlflow(report_dir, names, summary)
+    except Exception as exc:  # noqa: BLE001 - any tracking error only warns
+        logger.warning(
+            "Could not log the report to MLflow (%s: %s); it is in %s",
+            type(exc).__name__,
+            exc,
+            report_dir,
+        )
+
+
 def profile(
     data: Path,
     report_dir: Path,
@@ -154,7 +183,11 @@ def profile(
     max_plot_points: int = 4000,
     log_mlflow: bool | None = None,
 ) -> dict:
-    """Write report.html, the PNG figures and summary.json to ``report_dir``."""
+    """Write report.html, the PNG figures and summary.json to ``report_dir``.
+
+    With ``log_mlflow`` None, the files go to MLflow when the environment names
+    an MLflow run or tracking store.
+    """
     if max_plot_points < 10:
         raise ProfileError(
             f"max_plot_points must be at least 10, got {max_plot_points}. Pass the "
@@ -162,31 +195,14 @@ def profile(
         )
     df = load_frame(data, signals, timestamp_column)
     logger.info("Profiling %d rows of %s", len(df), ", ".join(signals))
-    summary = summarize(df, signals, timestamp_column)
+    summary = {"source": str(data), **summarize(df, signals, timestamp_column)}
     images = render_figures(df, signals, timestamp_column, summary, max_plot_points)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    for name, png in images.items():
-        write_atomic(report_dir, name, png)
-    write_atomic(
-        report_dir, SUMMARY_FILE, json.dumps(summary, indent=2).encode("utf-8")
-    )
-    page = render_html(summary, images, f"Data profile: {data.name or data}")
-    write_atomic(report_dir, REPORT_FILE, page.encode("utf-8"))
-    logger.info("Wrote %s and %d figures to %s", REPORT_FILE, len(images), report_dir)
+    write_report(report_dir, summary, images)
+
     if log_mlflow is None:
         log_mlflow = mlflow_configured()
     if log_mlflow:
-        try:
-            log_to_mlflow(report_dir, [REPORT_FILE, SUMMARY_FILE, *images], summary)
-        except Exception as exc:  # noqa: BLE001 - the report itself is written
-            # The report is the step's output; MLflow holds copies for browsing, so
-            # a tracking failure is reported without failing the step.
-            logger.warning(
-                "Could not log the report to MLflow (%s: %s); it is in %s",
-                type(exc).__name__,
-                exc,
-                report_dir,
-            )
+        try_log_to_mlflow(report_dir, [REPORT_FILE, SUMMARY_FILE, *images], summary)
     else:
         logger.info(
             "MLFLOW_RUN_ID and MLFLOW_TRACKING_URI are unset; not logging to MLflow"

@@ -20,19 +20,19 @@ import pandas as pd
 FIGURE_DPI = 100
 
 
-def downsample(df: pd.DataFrame, column: str, max_points: int) -> pd.DataFrame:
+def downsample(times: pd.Series, values: pd.Series, max_points: int) -> pd.DataFrame:
     """Reduce a signal to at most ``max_points`` buckets of mean, min and max.
 
     Keeping each bucket's min and max shows short spikes that plotting every
-    n-th row would drop.
+    n-th row would drop. A bucket's time is the time of its first row.
     """
-    bucket = max(1, math.ceil(len(df) / max_points))
-    groups = np.arange(len(df)) // bucket
-    grouped = df[column].groupby(groups)
-    timestamps = df.iloc[:, 0].groupby(groups).first()
+    bucket = max(1, math.ceil(len(values) / max_points))
+    groups = np.arange(len(values)) // bucket
+    grouped = pd.Series(values.to_numpy()).groupby(groups)
+    starts = pd.Series(times.to_numpy()).groupby(groups).first()
     return pd.DataFrame(
         {
-            "time": timestamps.to_numpy(),
+            "time": starts.to_numpy(),
             "mean": grouped.mean().to_numpy(),
             "min": grouped.min().to_numpy(),
             "max": grouped.max().to_numpy(),
@@ -59,7 +59,7 @@ def plot_signals(
         squeeze=False,
     )
     for ax, column in zip(axes[:, 0], signals):
-        points = downsample(df[[timestamp_column, column]], column, max_points)
+        points = downsample(df[timestamp_column], df[column], max_points)
         ax.fill_between(
             points["time"],
             points["min"],
@@ -119,16 +119,12 @@ def plot_distributions(df: pd.DataFrame, signals: list[str]):
 def plot_intervals(
     df: pd.DataFrame, timestamp_column: str, threshold: float | None, max_points: int
 ):
-    steps = pd.DataFrame(
-        {
-            timestamp_column: df[timestamp_column].iloc[1:],
-            "interval": interval_seconds(df[timestamp_column]).iloc[1:],
-        }
-    )
+    times = df[timestamp_column].iloc[1:]
+    intervals = interval_seconds(df[timestamp_column]).iloc[1:]
     fig, ax = plt.subplots(figsize=(12, 3))
-    if len(steps):
+    if len(intervals):
         # The maximum per bucket keeps every gap visible after downsampling.
-        points = downsample(steps, "interval", max_points)
+        points = downsample(times, intervals, max_points)
         ax.plot(
             points["time"],
             points["max"],

@@ -45,6 +45,7 @@ def overview_rows(summary: dict) -> list[list]:
     interval = summary["sampling_interval_seconds"]
     threshold = summary["gap_threshold_seconds"]
     return [
+        ["Source", summary["source"]],
         ["Rows", format_number(summary["row_count"])],
         ["Columns", ", ".join(summary["columns"])],
         ["First timestamp", summary["time_start"]],

@@ -95,18 +95,14 @@ def test_profile_logs_figures_to_mlflow(
 def test_downsample_keeps_spikes(profile_figures):
     values = np.zeros(10_000)
     values[4321] = 99.0
-    df = pd.DataFrame(
-        {
-            "time": pd.date_range("2024-01-01", periods=10_000, freq="250ms"),
-            "x": values,
-        }
-    )
+    times = pd.Series(pd.date_range("2024-01-01", periods=10_000, freq="250ms"))
 
-    points = profile_figures.downsample(df, "x", 100)
+    points = profile_figures.downsample(times, pd.Series(values), 100)
 
     assert len(points) == 100
     assert points["max"].max() == 99.0
     assert points["min"].min() == 0.0
+    assert points["time"].iloc[1] == times.iloc[100]
 
 
 def test_profile_rejects_missing_column(
