@@ -1,4 +1,4 @@
-"""Where register_data puts a data asset version: a local folder or Azure ML.
+"""The two stores of data asset versions: a local folder and an Azure ML workspace.
 
 Both stores offer the same operations: find the version whose ``content_sha256``
 tag matches, return the next version number, and create a version from a data
@@ -202,7 +202,7 @@ class AzureMLAssetStore:
         from azure.ai.ml.entities import Data
 
         # NOTE: a registration of the same name running at the same moment can take
-        # this version number first; the workspace then rejects this one, and the
+        # this version number first. The workspace then rejects this one and the
         # step fails instead of retrying.
         version = self.next_version(name)
         with tempfile.TemporaryDirectory(prefix="register-data-") as scratch:

@@ -2,9 +2,9 @@
 
 The asset is a ``uri_folder`` whose payload contains ``data.parquet`` and
 ``manifest.json`` (name, version, content hash, row count, time range, columns).
-Each version is tagged with ``content_sha256``, a hash of the rows' content; data
-whose hash matches an existing version reuses that version instead of creating
-a new one.
+Each version is tagged with ``content_sha256``, a hash of the rows' content.
+Data whose hash matches an existing version reuses that version instead of
+creating a new one.
 
 Where the asset goes:
 - ``PLANT2EDGE_DATA_ASSETS`` set (the local runner sets it): the local store
@@ -59,10 +59,10 @@ def content_sha256(df: pd.DataFrame) -> str:
     """Hash the rows' content, independent of the file that stores them.
 
     Columns are hashed in name order with their dtype and the values'
-    ``pandas.util.hash_pandas_object`` (index excluded), so rewriting the same
-    rows with another compression, row grouping or column order keeps the hash;
-    timestamps are converted to nanoseconds in UTC first, so the stored time unit
-    does not matter either.
+    ``pandas.util.hash_pandas_object`` (index excluded). Rewriting the same rows
+    with another compression, row grouping or column order keeps the hash.
+    Timestamps are converted to nanoseconds in UTC first, so the stored time unit
+    does not change it either.
     """
     digest = hashlib.sha256()
     for column in sorted(map(str, df.columns)):
