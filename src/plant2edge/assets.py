@@ -1,7 +1,7 @@
 """Local versioned data asset store, the stand-in for Azure ML data assets.
 
 Layout: ``<root>/<name>/<version>/asset.json`` plus the payload beside it.
-``asset.json`` holds ``name``, ``version`` (a string of a positive integer),
+``asset.json`` contains ``name``, ``version`` (a string of a positive integer),
 ``type`` (``uri_folder`` or ``uri_file``), ``path`` (the payload's name relative
 to the version folder), ``description``, ``tags`` and ``created_at`` (ISO 8601
 UTC). The latest version is the highest integer. A new version is written into
@@ -158,15 +158,15 @@ class LocalDataStore:
                 f"Data asset {name!r} not found in {self.root}. Known data assets: "
                 f"{known}. Register it first, or fix the name."
             )
-        wanted = str(version).removeprefix("@")
-        if wanted == LATEST:
+        requested = str(version).removeprefix("@")
+        if requested == LATEST:
             return versions[-1]
-        if wanted not in versions:
+        if requested not in versions:
             raise DataAssetNotFoundError(
-                f"Data asset {name!r} has no version {wanted!r}. Versions: "
+                f"Data asset {name!r} has no version {requested!r}. Versions: "
                 f"{', '.join(versions)}. Use one of them or '{name}@latest'."
             )
-        return wanted
+        return requested
 
 
 def _check_name(name: str) -> None:

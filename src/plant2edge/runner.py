@@ -10,11 +10,12 @@ The pipeline gets an MLflow parent run and each step a child run.
 Every run gets a folder ``<runs dir>/<pipeline>-<UTC time>-<id>/`` holding
 ``run.json`` and, per step, ``logs/``, ``outputs/`` and ``command.sh``.
 
-Python API: ``run_pipeline(path, overrides)`` returns a PipelineRunResult. It
-raises PipelineSpecError (invalid YAML, binding or override; nothing ran) or
-InputResolutionError (data asset, model, URL or path not found; no step ran),
-and returns a result with ``status == "Failed"`` when a step fails; call
-``result.raise_for_status()`` to turn that into StepFailedError.
+Python API: ``run_pipeline(path, overrides)`` returns a PipelineRunResult.
+It raises PipelineSpecError for an invalid YAML, binding or override, before
+anything runs. It raises InputResolutionError when a data asset, model, URL or
+local path is not found, before any step runs. When a step fails it returns a
+result with ``status == "Failed"``, and ``result.raise_for_status()`` turns
+that into StepFailedError.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def pipelines_dir() -> Path:
 
 @pytest.fixture
 def write_pipeline(tmp_path):
-    """Write a pipeline YAML whose ``{components}`` placeholder is the fixture folder."""
+    """Write a pipeline YAML, replacing ``{components}`` by the fixture folder."""
 
     def write(body: str, name: str = "pipeline.yaml") -> Path:
         path = tmp_path / name

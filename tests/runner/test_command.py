@@ -12,19 +12,19 @@ COMMAND = (
 )
 
 
-def test_render_keeps_block_when_optional_input_has_value():
+def test_render_keeps_block_with_value():
     text = render(COMMAND, {"n": 5, "ratio": 0.5, "flag": True}, {"out": "/o"})
 
     assert text == "python run.py --n 5 --ratio 0.5 --flag True --out /o"
 
 
-def test_render_drops_block_when_optional_input_has_no_value():
+def test_render_drops_block_without_value():
     text = render(COMMAND, {"n": 5, "ratio": None, "flag": False}, {"out": "/o"})
 
     assert text == "python run.py --n 5  --flag False --out /o"
 
 
-def test_render_drops_block_when_any_input_inside_has_no_value():
+def test_render_drops_block_if_any_missing():
     command = "go $[[--pair ${{inputs.a}} ${{inputs.b}}]] end"
 
     assert render(command, {"a": "x", "b": None}, {}) == "go  end"
@@ -45,7 +45,7 @@ def test_render_quotes_paths_with_spaces():
     assert text == "cat '/tmp/a b/c.txt'"
 
 
-def test_render_rejects_missing_input_outside_block():
+def test_render_rejects_unwrapped_missing_input():
     with pytest.raises(CommandRenderError, match=r"Input 'ratio' has no value"):
         render("run --ratio ${{inputs.ratio}}", {"ratio": None}, {})
 

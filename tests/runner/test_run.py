@@ -25,7 +25,7 @@ def read_args(result, step: str) -> dict:
     return json.loads((result.steps[step].outputs["out"] / "args.json").read_text())
 
 
-def test_chain_runs_steps_in_binding_order(pipelines_dir, p2e_home):
+def test_chain_runs_in_binding_order(pipelines_dir, p2e_home):
     result = run_pipeline(pipelines_dir / "chain.yaml", stream_logs=False)
 
     assert result.status == "Completed"
@@ -60,7 +60,7 @@ def test_run_folder_layout(pipelines_dir, p2e_home):
     assert "env" not in json.dumps(run["steps"]).lower()
 
 
-def test_step_runs_in_component_folder_with_venv_python(pipelines_dir, p2e_home):
+def test_step_uses_component_folder_and_venv(pipelines_dir, p2e_home):
     result = run_pipeline(pipelines_dir / "options.yaml", stream_logs=False)
 
     args = read_args(result, "full")
@@ -73,7 +73,7 @@ def test_step_runs_in_component_folder_with_venv_python(pipelines_dir, p2e_home)
     assert args["env"]["FIXTURE_GREETING"] == "hello from the node"
 
 
-def test_optional_blocks_and_booleans_rendered(pipelines_dir, p2e_home):
+def test_optional_blocks_and_booleans(pipelines_dir, p2e_home):
     result = run_pipeline(pipelines_dir / "options.yaml", stream_logs=False)
 
     full = " ".join(read_args(result, "full")["argv"])
@@ -85,7 +85,7 @@ def test_optional_blocks_and_booleans_rendered(pipelines_dir, p2e_home):
     assert "--data" not in bare
 
 
-def test_set_overrides_pipeline_and_step_inputs(pipelines_dir, p2e_home):
+def test_set_overrides_both_input_levels(pipelines_dir, p2e_home):
     result = run_pipeline(
         pipelines_dir / "options.yaml",
         {
@@ -107,7 +107,7 @@ def test_set_overrides_pipeline_and_step_inputs(pipelines_dir, p2e_home):
     assert run["overrides"]["jobs.full.inputs.count"] == "11"
 
 
-def test_local_path_inputs_relative_to_pipeline_file(pipelines_dir, p2e_home):
+def test_local_paths_relative_to_pipeline(pipelines_dir, p2e_home):
     result = run_pipeline(pipelines_dir / "paths.yaml", stream_logs=False)
 
     args = read_args(result, "echo")
@@ -131,7 +131,7 @@ def registered_assets(p2e_home, tmp_path):
     return store
 
 
-def test_data_asset_inputs_resolve_version_and_latest(pipelines_dir, registered_assets):
+def test_data_asset_version_and_latest(pipelines_dir, registered_assets):
     result = run_pipeline(
         pipelines_dir / "paths.yaml",
         {
@@ -150,7 +150,7 @@ def test_data_asset_inputs_resolve_version_and_latest(pipelines_dir, registered_
     assert sources["jobs.echo.inputs.file"] == {"data_asset": "fixture-note:2"}
 
 
-def test_unknown_data_asset_version_lists_versions(pipelines_dir, registered_assets):
+def test_unknown_asset_version_lists_versions(pipelines_dir, registered_assets):
     with pytest.raises(
         InputResolutionError,
         match=r"'fixture-folder' has no version '9'. Versions: 1, 2",
@@ -184,7 +184,7 @@ def test_missing_local_path_rejected(pipelines_dir, p2e_home):
         )
 
 
-def test_url_input_downloaded_into_run_folder(pipelines_dir, p2e_home, http_server):
+def test_url_input_downloaded(pipelines_dir, p2e_home, http_server):
     served, base_url = http_server
     (served / "remote.txt").write_text("served over http")
 
@@ -217,7 +217,7 @@ def test_url_input_404_names_the_url(pipelines_dir, p2e_home, http_server):
         )
 
 
-def test_failed_step_keeps_earlier_outputs_and_skips_later(pipelines_dir, p2e_home):
+def test_failed_step_keeps_earlier_outputs(pipelines_dir, p2e_home):
     result = run_pipeline(pipelines_dir / "fail_middle.yaml", stream_logs=False)
 
     assert result.status == "Failed"
@@ -237,7 +237,7 @@ def test_failed_step_keeps_earlier_outputs_and_skips_later(pipelines_dir, p2e_ho
         result.raise_for_status()
 
 
-def test_cli_failure_exits_nonzero_with_stderr_tail(pipelines_dir, p2e_home, capsys):
+def test_cli_failure_prints_stderr_tail(pipelines_dir, p2e_home, capsys):
     exit_code = main([str(pipelines_dir / "fail_middle.yaml"), "--quiet"])
 
     err = capsys.readouterr().err
@@ -286,7 +286,7 @@ def test_step_output_streams_to_console(pipelines_dir, p2e_home, capfd):
     assert "problem line 1\n" in capfd.readouterr().err
 
 
-def test_named_pipeline_outputs_registered_as_data_assets(pipelines_dir, p2e_home):
+def test_named_outputs_registered_as_assets(pipelines_dir, p2e_home):
     result = run_pipeline(pipelines_dir / "register.yaml", stream_logs=False)
 
     assert result.registered == {
@@ -304,7 +304,7 @@ def test_named_pipeline_outputs_registered_as_data_assets(pipelines_dir, p2e_hom
     assert file_path.read_text() == "registered text\n"
 
 
-def test_existing_output_version_rejected_before_running(pipelines_dir, p2e_home):
+def test_existing_output_version_rejected(pipelines_dir, p2e_home):
     run_pipeline(pipelines_dir / "register.yaml", stream_logs=False)
 
     with pytest.raises(
@@ -314,7 +314,7 @@ def test_existing_output_version_rejected_before_running(pipelines_dir, p2e_home
     assert LocalDataStore().list_versions("fixture-greeting") == ["1"]
 
 
-def test_mlflow_child_runs_under_pipeline_run(pipelines_dir, p2e_home):
+def test_mlflow_child_runs_have_parent(pipelines_dir, p2e_home):
     result = run_pipeline(pipelines_dir / "mlflow_steps.yaml", stream_logs=False)
 
     assert result.status == "Completed"
@@ -335,7 +335,7 @@ def test_mlflow_child_runs_under_pipeline_run(pipelines_dir, p2e_home):
         assert child.info.run_name == step
 
 
-def test_mlflow_failed_step_run_marked_failed(pipelines_dir, p2e_home):
+def test_mlflow_failed_step_run_failed(pipelines_dir, p2e_home):
     result = run_pipeline(pipelines_dir / "fail_middle.yaml", stream_logs=False)
 
     client = MlflowClient(settings.tracking_uri())
@@ -345,7 +345,7 @@ def test_mlflow_failed_step_run_marked_failed(pipelines_dir, p2e_home):
     assert client.get_run(result.mlflow_run_id).info.status == "FAILED"
 
 
-def test_secret_input_values_kept_out_of_run_records(write_pipeline, p2e_home):
+def test_secret_inputs_redacted(write_pipeline, p2e_home):
     path = write_pipeline(
         "inputs:\n  api_token: not-for-logs-123\n"
         "jobs:\n"
@@ -368,7 +368,7 @@ def test_secret_input_values_kept_out_of_run_records(write_pipeline, p2e_home):
     assert "echo <redacted> >" in command_text
 
 
-def test_model_output_registered_and_model_input_resolved(write_pipeline, p2e_home):
+def test_model_output_registered_and_resolved(write_pipeline, p2e_home):
     producer = write_pipeline(
         "jobs:\n"
         "  write:\n"

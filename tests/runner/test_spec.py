@@ -23,13 +23,13 @@ def test_load_orders_steps_by_bindings(pipelines_dir):
     assert spec.experiment_name == "runner-fixture-chain"
 
 
-def test_load_uses_file_stem_without_experiment_name(pipelines_dir):
+def test_experiment_name_defaults_to_stem(pipelines_dir):
     spec = load_pipeline(pipelines_dir / "options.yaml")
 
     assert spec.experiment_name == "options"
 
 
-def test_load_resolves_component_code_folder(pipelines_dir):
+def test_load_resolves_code_folder(pipelines_dir):
     spec = load_pipeline(pipelines_dir / "chain.yaml")
 
     code_dir = spec.steps["report"].component.code_dir
@@ -113,7 +113,7 @@ def test_binding_to_missing_step_rejected(write_pipeline):
         load_pipeline(path)
 
 
-def test_binding_to_missing_step_output_rejected(write_pipeline):
+def test_binding_to_missing_output_rejected(write_pipeline):
     path = write_pipeline(
         "jobs:\n" + WRITE_STEP + "  shout:\n"
         "    type: command\n"
@@ -129,7 +129,7 @@ def test_binding_to_missing_step_output_rejected(write_pipeline):
         load_pipeline(path)
 
 
-def test_binding_to_missing_parent_input_rejected(write_pipeline):
+def test_binding_to_missing_input_rejected(write_pipeline):
     path = write_pipeline(
         "inputs:\n  greeting: hi\n"
         "jobs:\n"
@@ -162,7 +162,7 @@ def test_partial_binding_rejected(write_pipeline):
         load_pipeline(path)
 
 
-def test_non_integer_for_integer_input_rejected(pipelines_dir):
+def test_non_integer_value_rejected(pipelines_dir):
     with pytest.raises(
         PipelineSpecError,
         match=r"Step 'full' input 'count' must be an integer, got 'many'",
@@ -182,14 +182,14 @@ def test_value_outside_enum_rejected(pipelines_dir):
         )
 
 
-def test_non_boolean_for_boolean_input_rejected(pipelines_dir):
+def test_non_boolean_value_rejected(pipelines_dir):
     with pytest.raises(
         PipelineSpecError, match=r"'verbose' is a boolean, got 'yes please'"
     ):
         load_pipeline(pipelines_dir / "options.yaml", {"inputs.verbose": "yes please"})
 
 
-def test_override_of_unknown_pipeline_input_rejected(pipelines_dir):
+def test_override_unknown_input_rejected(pipelines_dir):
     with pytest.raises(
         PipelineSpecError,
         match=r"pipeline input 'mesage'.*Pipeline inputs: message, verbose, ratio",
@@ -197,12 +197,12 @@ def test_override_of_unknown_pipeline_input_rejected(pipelines_dir):
         load_pipeline(pipelines_dir / "options.yaml", {"inputs.mesage": "x"})
 
 
-def test_override_of_unknown_step_rejected(pipelines_dir):
+def test_override_unknown_step_rejected(pipelines_dir):
     with pytest.raises(PipelineSpecError, match=r"step 'ful'.*Steps: full, bare"):
         load_pipeline(pipelines_dir / "options.yaml", {"jobs.ful.inputs.count": "1"})
 
 
-def test_override_of_undeclared_step_input_rejected(pipelines_dir):
+def test_override_undeclared_input_rejected(pipelines_dir):
     with pytest.raises(
         PipelineSpecError,
         match=r"--set jobs.full.inputs.cnt: Step 'full' sets input 'cnt'.*"
@@ -211,7 +211,7 @@ def test_override_of_undeclared_step_input_rejected(pipelines_dir):
         load_pipeline(pipelines_dir / "options.yaml", {"jobs.full.inputs.cnt": "1"})
 
 
-def test_override_of_unsupported_key_rejected(pipelines_dir):
+def test_override_unsupported_key_rejected(pipelines_dir):
     with pytest.raises(PipelineSpecError, match=r"Unsupported override 'settings.x'"):
         load_pipeline(pipelines_dir / "options.yaml", {"settings.x": "1"})
 
@@ -228,7 +228,7 @@ def test_unbound_pipeline_output_rejected(write_pipeline):
         load_pipeline(path)
 
 
-def test_registered_component_reference_rejected(write_pipeline):
+def test_registered_component_rejected(write_pipeline):
     path = write_pipeline(
         "jobs:\n"
         "  write:\n"

@@ -137,7 +137,7 @@ class InputResolver:
 
 def download(url: str, target: Path) -> None:
     """Download ``url`` to ``target`` through a temporary file."""
-    shown = redact_url(url)
+    display_url = redact_url(url)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
     started = time.monotonic()
@@ -145,7 +145,7 @@ def download(url: str, target: Path) -> None:
         with requests.get(url, stream=True, timeout=DOWNLOAD_TIMEOUT_S) as response:
             if response.status_code != 200:
                 raise InputResolutionError(
-                    f"Download of {shown} failed: HTTP {response.status_code} "
+                    f"Download of {display_url} failed: HTTP {response.status_code} "
                     f"{response.reason}. Check the URL, or download the file and "
                     "give its local path."
                 )
@@ -154,14 +154,14 @@ def download(url: str, target: Path) -> None:
     except requests.RequestException as exc:
         partial.unlink(missing_ok=True)
         raise InputResolutionError(
-            f"Download of {shown} failed: {type(exc).__name__}. Check the URL and "
-            "the network, or download the file and give its local path."
+            f"Download of {display_url} failed: {type(exc).__name__}. Check the URL "
+            "and the network, or download the file and give its local path."
         ) from exc
     os.replace(partial, target)
     size_mb = target.stat().st_size / 1e6
     logger.info(
         "Downloaded %s (%.1f MB) to %s in %.1f s",
-        shown,
+        display_url,
         size_mb,
         target,
         time.monotonic() - started,

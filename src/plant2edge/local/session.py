@@ -183,7 +183,9 @@ class PipelineRun:
         self.step_inputs[step.name] = inputs
         outputs = execute.stage_outputs(step_dir, step.component.outputs)
         command = render(step.component.command, inputs, outputs)
-        (step_dir / "command.sh").write_text(self._shown_command(step, inputs, outputs))
+        (step_dir / "command.sh").write_text(
+            self._display_command(step, inputs, outputs)
+        )
         result.mlflow_run_id = self.tracking.start_run(
             self.result.experiment_id,
             step.name,
@@ -237,9 +239,9 @@ class PipelineRun:
                 values[name] = self.result.steps[value.step].outputs[value.name]
         return values
 
-    def _shown_command(self, step, inputs: dict, outputs: dict) -> str:
-        shown = {name: self.redact(name, value) for name, value in inputs.items()}
-        text = render(step.component.command, shown, outputs)
+    def _display_command(self, step, inputs: dict, outputs: dict) -> str:
+        redacted = {name: self.redact(name, value) for name, value in inputs.items()}
+        text = render(step.component.command, redacted, outputs)
         return f"# cwd: {step.component.code_dir}\n{text}\n"
 
     def _failure_report(self, step: StepSpec, result: StepResult, label: str) -> str:

@@ -249,10 +249,10 @@ def _input_spec(name: str, declared) -> InputSpec:
     )
 
 
-def _check_declared(step, kind, given: dict, declared: dict, overrides) -> None:
-    if not isinstance(given, dict):
+def _check_declared(step, kind, written: dict, declared: dict, overrides) -> None:
+    if not isinstance(written, dict):
         raise PipelineSpecError(f"Step {step!r}: '{kind}s' must be a mapping.")
-    for key in given:
+    for key in written:
         if key in declared:
             continue
         origin = f"jobs.{step}.{kind}s.{key}"
