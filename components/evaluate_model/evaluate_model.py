@@ -251,6 +251,31 @@ def state_colors(n_states: int) -> list:
     return [palette(index % MAX_PLOTTED_STATES) for index in range(n_states)]
 
 
+def time_axis(data: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """Return the x values of the rows (timestamps, or row numbers) and their label."""
+    if TIME_COLUMN in data.columns:
+        return pd.to_datetime(data[TIME_COLUMN]).to_numpy(), f"{TIME_COLUMN} (UTC)"
+    return np.arange(len(data)), "row"
+
+
+def draw_state_bands(axes, x, states, window_size: int, step: int, colors) -> None:
+    """Shade each window's span in its state's colour, up to the next window's start."""
+    for index, state in enumerate(states):
+        start = index * step
+        is_last = index == len(states) - 1
+        end = min(start + (window_size if is_last else step), len(x) - 1)
+        for axis in axes:
+            axis.axvspan(x[start], x[end], color=colors[state], alpha=0.25, linewidth=0)
+
+
+def add_state_legend(axis, colors) -> None:
+    """Add a legend of the state colours beside the axis's own legend."""
+    axis.add_artist(axis.legend(loc="upper left", fontsize="small"))
+    handles = [plt.Rectangle((0, 0), 1, 1, color=color, alpha=0.4) for color in colors]
+    labels = [f"state {state}" for state in range(len(colors))]
+    axis.legend(handles, labels, loc="upper right", fontsize="small")
+
+
 def plot_states_over_time(
     data: pd.DataFrame,
     signal_columns: Sequence[str],
@@ -262,19 +287,14 @@ def plot_states_over_time(
 ) -> None:
     """Plot the signals with one colour band per window state, and the labels below."""
     has_labels = bool(label_column) and label_column in data.columns
-    if TIME_COLUMN in data.columns:
-        x = pd.to_datetime(data[TIME_COLUMN]).to_numpy()
-        x_label = f"{TIME_COLUMN} (UTC)"
-    else:
-        x = np.arange(len(data))
-        x_label = "row"
-    n_states = int(states.max()) + 1 if len(states) else 0
-    colors = state_colors(n_states)
+    x, x_label = time_axis(data)
+    colors = state_colors(int(states.max()) + 1)
     n_axes = 2 if has_labels else 1
     figure, axes = plt.subplots(
         n_axes, 1, figsize=(14, 4 + 2 * n_axes), sharex=True, squeeze=False
     )
     axes = axes[:, 0]
+
     for column in signal_columns:
         axes[0].plot(x, data[column].to_numpy(), linewidth=0.4, label=column)
     axes[0].set_ylabel("signal")
@@ -291,26 +311,10 @@ def plot_states_over_time(
         )
         axes[1].set_ylabel(label_column)
         axes[1].yaxis.get_major_locator().set_params(integer=True)
-    for index, state in enumerate(states):
-        start = index * step
-        is_last = index == len(states) - 1
-        end = min(start + (window_size if is_last else step), len(x) - 1)
-        for axis in axes:
-            axis.axvspan(x[start], x[end], color=colors[state], alpha=0.25, linewidth=0)
-    handles = [
-        plt.Rectangle((0, 0), 1, 1, color=colors[state], alpha=0.4)
-        for state in range(n_states)
-    ]
-    legend = axes[0].legend(loc="upper left", fontsize="small")
-    axes[0].add_artist(legend)
-    axes[0].legend(
-        handles,
-        [f"state {state}" for state in range(n_states)],
-        loc="upper right",
-        fontsize="small",
-    )
-    if has_labels:
         axes[1].legend(loc="upper left", fontsize="small")
+
+    draw_state_bands(axes, x, states, window_size, step, colors)
+    add_state_legend(axes[0], colors)
     axes[-1].set_xlabel(x_label)
     axes[-1].set_xlim(x[0], x[-1])
     figure.tight_layout()

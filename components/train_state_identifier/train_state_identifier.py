@@ -87,7 +87,7 @@ def read_training_data(path: Path) -> tuple[pd.DataFrame, dict]:
     if not data_file.is_file():
         found = sorted(child.name for child in path.iterdir())
         raise TrainingError(
-            f"{DATA_FILE} not found in the data folder {path} (it holds {found}). "
+            f"{DATA_FILE} not found in the data folder {path} (it contains {found}). "
             "Pass a data asset written by the data asset pipeline, whose folder holds "
             f"{DATA_FILE} and {MANIFEST_FILE}."
         )
