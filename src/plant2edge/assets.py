@@ -135,9 +135,12 @@ class LocalDataStore:
             try:
                 os.rename(staging, self.root / name / candidate)
             except OSError as exc:
-                # Another writer took this version between our check and the rename.
-                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or fixed:
+                # Another writer took this version between the check and the rename.
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                     raise
+                if fixed:
+                    versions = self.list_versions(name)
+                    raise _version_exists_error(name, candidate, versions) from exc
                 continue
             logger.info("Registered data asset %s:%s (%s)", name, candidate, type)
             return candidate
@@ -147,8 +150,13 @@ class LocalDataStore:
         )
 
     def _next_version(self, name: str) -> str:
-        versions = self.list_versions(name)
-        return str(int(versions[-1]) + 1) if versions else "1"
+        # Count folders without asset.json too, because the rename cannot replace them.
+        taken = [
+            int(p.name)
+            for p in (self.root / name).iterdir()
+            if VERSION_PATTERN.match(p.name)
+        ]
+        return str(max(taken, default=0) + 1)
 
     def _existing_version(self, name: str, version: str) -> str:
         versions = self.list_versions(name)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -92,6 +93,7 @@ def create_run_dir(spec: PipelineSpec, run_dir: str | Path | None) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = _attach_console_logging()
+    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     try:
         overrides = parse_assignments(args.overrides)
         result = run_pipeline(
@@ -103,10 +105,23 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as exc:
         print(f"plant2edge run: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(
+            "plant2edge run: interrupted; the running step was stopped.",
+            file=sys.stderr,
+        )
+        return 130
     finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
         logging.getLogger("plant2edge").removeHandler(handler)
     _print_summary(result)
     return 0 if result.succeeded else 1
+
+
+def _interrupt(signum, frame) -> None:
+    # Steps run in their own process group, so they do not see the runner's
+    # signals. Stopping through KeyboardInterrupt stops the step and records it.
+    raise KeyboardInterrupt
 
 
 def _parser() -> argparse.ArgumentParser:

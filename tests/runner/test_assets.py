@@ -132,3 +132,13 @@ def test_parse_reference_forms():
 def test_parse_reference_rejects_missing_version():
     with pytest.raises(DataAssetError, match=r"write 'azureml:<name>:<version>'"):
         parse_reference("azureml:plant-data")
+
+
+def test_register_skips_incomplete_version_folder(store, folder):
+    (store.root / "plant-data" / "1").mkdir(parents=True)
+    (store.root / "plant-data" / "1" / "partial.txt").write_text("x")
+
+    version = store.register("plant-data", folder, "uri_folder")
+
+    assert version == "2"
+    assert store.list_versions("plant-data") == ["2"]

@@ -93,7 +93,7 @@ class InputResolver:
                 f"{where}: data asset {name}:{version} is a {asset_type}, but the "
                 f"input is a {kind}. Use a {kind} asset or change the input type."
             )
-        logger.info("Input %s: data asset %s:%s at %s", where, name, version, path)
+        logger.info("%s: data asset %s:%s at %s", where, name, version, path)
         return ResolvedInput(path, {"data_asset": f"{name}:{version}"})
 
     def _model(self, where, origin, name, version) -> ResolvedInput:
@@ -101,9 +101,7 @@ class InputResolver:
         version, path = self._tracking_factory().download_model(
             name, version, destination
         )
-        logger.info(
-            "Input %s: model %s:%s downloaded to %s", where, name, version, path
-        )
+        logger.info("%s: model %s:%s downloaded to %s", where, name, version, path)
         return ResolvedInput(path, {"model": f"{name}:{version}"})
 
     def _download(self, where, kind, origin, url) -> ResolvedInput:
