@@ -96,7 +96,13 @@ def read_data(path: Path) -> tuple[pd.DataFrame, dict]:
     manifest_file = path / MANIFEST_FILE
     manifest = {}
     if manifest_file.is_file():
-        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+        try:
+            manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise EvaluationError(
+                f"{manifest_file} is not valid JSON ({exc}). Register the data asset "
+                "again with the data asset pipeline."
+            ) from exc
     return pd.read_parquet(data_file), manifest
 
 
@@ -429,7 +435,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--data",
         type=Path,
         required=True,
-        help="data asset folder holding data.parquet",
+        help="data asset folder containing data.parquet",
     )
     parser.add_argument(
         "--label-column",

@@ -296,10 +296,15 @@ def write_registration(registration: dict, output: Path) -> None:
 
 
 def run_registration(args: argparse.Namespace, run_id: str) -> dict:
-    """Decide, register when the decision says so, and return registration.json.
+    """Decide, register when the decision allows it, and return registration.json.
 
     Runs inside the step's active MLflow run, whose ID is ``run_id``.
     """
+    if not args.model_name.strip() or "'" in args.model_name:
+        raise RegistrationError(
+            f"model_name {args.model_name!r} is empty or contains a single quote; "
+            "pass a name such as 'state-identifier'."
+        )
     metrics = read_metrics(args.metrics)
     metadata = read_model_metadata(args.model)
     thresholds = Thresholds(

@@ -34,14 +34,14 @@ def feature_names(signal_columns: Sequence[str]) -> list[str]:
 
 
 def count_windows(n_rows: int, window_size: int, step: int) -> int:
-    """Return how many complete windows ``n_rows`` rows hold."""
+    """Return how many complete windows ``n_rows`` rows contain."""
     if n_rows < window_size:
         return 0
     return (n_rows - window_size) // step + 1
 
 
 def rows_needed(n_windows: int, window_size: int, step: int) -> int:
-    """Return the fewest rows that hold ``n_windows`` complete windows."""
+    """Return the fewest rows that contain ``n_windows`` complete windows."""
     return window_size + (n_windows - 1) * step
 
 
@@ -128,7 +128,7 @@ def _sorted_quantiles(ordered: np.ndarray, levels: Sequence[float]) -> list[np.n
 class WindowFeatures(TransformerMixin, BaseEstimator):
     """Pipeline stage that turns raw rows into one feature row per complete window.
 
-    ``transform`` takes a DataFrame holding ``signal_columns`` (other columns
+    ``transform`` takes a DataFrame containing ``signal_columns`` (other columns
     are ignored) or a ``(n_rows, n_signals)`` array in the same column order,
     with rows in time order.
     """
@@ -182,7 +182,7 @@ class WindowFeatures(TransformerMixin, BaseEstimator):
         return np.array(feature_names(self.signal_columns), dtype=object)
 
     def signal_values(self, X) -> np.ndarray:
-        """Return the signal columns of ``X`` as a float64 array, checking for gaps."""
+        """Return the signal columns of ``X`` as float64, rejecting missing values."""
         columns = list(self.signal_columns)
         if isinstance(X, pd.DataFrame):
             missing = [column for column in columns if column not in X.columns]
@@ -202,7 +202,7 @@ class WindowFeatures(TransformerMixin, BaseEstimator):
         bad_rows = np.flatnonzero(~np.isfinite(values).all(axis=1))
         if bad_rows.size:
             raise ValueError(
-                f"{bad_rows.size} rows hold missing or infinite signal values (first "
+                f"{bad_rows.size} rows contain missing or infinite signal values (first "
                 f"at row {bad_rows[0]}). Fill or drop them before computing states."
             )
         return values

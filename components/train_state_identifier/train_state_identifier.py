@@ -81,14 +81,14 @@ def read_training_data(path: Path) -> tuple[pd.DataFrame, dict]:
     if not path.is_dir():
         raise TrainingError(
             f"Training data {path} does not exist. Pass the folder of the data asset "
-            f"(it holds {DATA_FILE} and {MANIFEST_FILE})."
+            f"(it contains {DATA_FILE} and {MANIFEST_FILE})."
         )
     data_file = path / DATA_FILE
     if not data_file.is_file():
         found = sorted(child.name for child in path.iterdir())
         raise TrainingError(
             f"{DATA_FILE} not found in the data folder {path} (it contains {found}). "
-            "Pass a data asset written by the data asset pipeline, whose folder holds "
+            "Pass a data asset written by the data asset pipeline, whose folder contains "
             f"{DATA_FILE} and {MANIFEST_FILE}."
         )
     manifest = {}
@@ -141,8 +141,8 @@ def validate_training_inputs(
         )
     if n_states < 2:
         raise TrainingError(
-            f"n_states must be at least 2, got {n_states}: one state tells nothing "
-            "apart. The default is 3."
+            f"n_states must be at least 2, got {n_states}: a single state "
+            "distinguishes nothing. The default is 3."
         )
     missing = [column for column in signal_columns if column not in data.columns]
     if missing:
@@ -165,7 +165,7 @@ def validate_training_inputs(
     if n_windows < n_states:
         needed = rows_needed(n_states, window_size, step)
         raise TrainingError(
-            f"The training data has {len(data)} rows, which hold {n_windows} complete "
+            f"The training data has {len(data)} rows, which contain {n_windows} complete "
             f"windows of {window_size} rows with step {step}; {n_states} states need "
             f"at least {n_states} windows, that is at least {needed} rows. Use more "
             "data, a smaller window_size or step, or fewer n_states."
@@ -304,7 +304,7 @@ def staged_output(output: Path) -> Iterator[Path]:
     """Yield an empty staging folder and move its content into ``output`` on success.
 
     The staging folder sits beside ``output`` when its parent is writable, so
-    the final step is one rename; otherwise it sits inside ``output`` and its
+    the final step is one rename. Otherwise it sits inside ``output`` and its
     entries are renamed one by one. A failure leaves ``output`` as it was.
     """
     output.mkdir(parents=True, exist_ok=True)
@@ -357,7 +357,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--data",
         type=Path,
         required=True,
-        help="data asset folder holding data.parquet",
+        help="data asset folder containing data.parquet",
     )
     parser.add_argument(
         "--window-size",

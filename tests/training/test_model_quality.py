@@ -2,8 +2,8 @@
 
 The headline is the lag-corrected adjusted Rand index: window ``i`` is compared
 with the label of window ``i + 1``, because the sample labels describe the
-window before the one they are written on (the agreement peaks at a shift of
-exactly 300 rows). The plain score is asserted too, so a change in either shows.
+window before the one they are written on. The agreement peaks at a shift of
+exactly 300 rows. The plain score is asserted too, so a change in either shows.
 """
 
 from __future__ import annotations

@@ -146,7 +146,9 @@ def test_predict_rejects_missing_values(default_pipeline, labeled_frame):
     frame = labeled_frame.iloc[:600].copy()
     frame.loc[frame.index[42], "ph2"] = np.nan
 
-    with pytest.raises(ValueError, match="1 rows hold missing or infinite .* row 42"):
+    with pytest.raises(
+        ValueError, match="1 rows contain missing or infinite .* row 42"
+    ):
         default_pipeline.predict(frame)
 
 
