@@ -49,7 +49,7 @@ def test_train_rejects_invalid_inputs(trainer, short_frame, options, message):
 def test_train_rejects_too_few_rows(trainer, labeled_frame):
     with pytest.raises(
         trainer.TrainingError,
-        match=r"has 899 rows, which hold 2 complete windows .* at least 900 rows",
+        match=r"has 899 rows, which contain 2 complete windows .* at least 900 rows",
     ):
         trainer.train_state_identifier(labeled_frame.iloc[:899])
 
