@@ -18,6 +18,7 @@ import re
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -124,10 +125,15 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"{text!r} is not a boolean: use True or False")
 
 
-def build_transport(kind: str) -> Transport:
+def transport_factory(kind: str) -> Callable[[], Transport]:
+    """Read the transport's settings now and return a function that connects it.
+
+    Reading them before the upload makes a missing connection string fail the
+    step before anything is uploaded.
+    """
     if kind == "mqtt":
         broker = mqtt_settings()
-        return MqttTransport(
+        return lambda: MqttTransport(
             broker["host"],
             int(broker["port"]),
             ca_cert=broker["ca_cert"],
@@ -135,7 +141,7 @@ def build_transport(kind: str) -> Transport:
             client_key=broker["client_key"],
         ).connect()
     service, events, consumer_group = iothub_connection_strings()
-    return IoTHubTransport(service, events, consumer_group=consumer_group)
+    return lambda: IoTHubTransport(service, events, consumer_group=consumer_group)
 
 
 def outcome_record(
@@ -302,6 +308,8 @@ def deliver(
     )
     if approval:
         logger.info("Approved for %s: %s", request.environment, approval)
+    storage_connection = storage_connection or storage_connection_string()
+    connect_transport = None if transport else transport_factory(request.transport)
     with tempfile.TemporaryDirectory(prefix="deliver-package-") as tmp:
         logger.info(
             "Step 2 of 5: downloading and verifying version %s", model_version.version
@@ -310,7 +318,7 @@ def deliver(
         logger.info(
             "Step 3 of 5: uploading to blob container %s", request.blob_container
         )
-        service = service_client(storage_connection or storage_connection_string())
+        service = service_client(storage_connection)
         key = account_key(service)
         blob = upload_package(
             service,
@@ -328,7 +336,7 @@ def deliver(
             request.device_id,
             request.transport,
         )
-        transport = transport or build_transport(request.transport)
+        transport = transport or connect_transport()
         with transport:
             session = DeliverySession(
                 transport,

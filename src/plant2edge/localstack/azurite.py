@@ -112,6 +112,8 @@ def start(
         "--inMemoryPersistence",
         "--skipApiVersionCheck",
         "--disableTelemetry",
+        # The access log would record every request URL, SAS tokens included.
+        "--silent",
     ]
     # A custom account replaces the documented default account and its
     # published key, so the key in stack.json is a real secret to protect.
