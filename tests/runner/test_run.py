@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -436,3 +437,36 @@ def test_unknown_model_version_lists_versions(write_pipeline, p2e_home, tmp_path
         InputResolutionError, match=r"'fixture-model' has no version '3'. Versions: 1\."
     ):
         run_pipeline(path, stream_logs=False)
+
+
+def test_background_process_of_step_stopped(write_pipeline, p2e_home):
+    path = write_pipeline(
+        "jobs:\n"
+        "  spawn:\n"
+        "    type: command\n"
+        "    component:\n"
+        "      type: command\n"
+        "      command: sleep 300 >/dev/null 2>&1 & echo $! > pid.txt; echo spawned\n"
+        "      environment:\n"
+        "        image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest\n"
+    )
+
+    result = run_pipeline(path, stream_logs=False)
+
+    assert result.status == "Completed"
+    stdout = (result.steps["spawn"].log_dir / "stdout.txt").read_text()
+    assert stdout == "spawned\n"
+    leftover = int((path.parent / "pid.txt").read_text())
+    deadline = time.monotonic() + 10  # SIGTERM takes effect asynchronously
+    while process_state(leftover) not in (None, "Z") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert process_state(leftover) in (None, "Z")
+
+
+def process_state(pid: int) -> str | None:
+    """Return the state letter of a process, or None when it no longer exists."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]

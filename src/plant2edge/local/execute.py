@@ -78,8 +78,7 @@ def run_command(command: str, cwd: Path, env: dict, log_dir: Path, echo: bool) -
             _stop(process)
             raise
         finally:
-            for thread in threads:
-                thread.join()
+            _end_leftovers(process.pid, threads)
     return exit_code
 
 
@@ -94,10 +93,32 @@ def _tee(source: BinaryIO, log: BinaryIO, console: TextIO | None) -> None:
     while chunk := source.read1(65536):
         log.write(chunk)
         log.flush()
-        if console is not None:
+        if console is None:
+            continue
+        try:
             console.write(decoder.decode(chunk))
             console.flush()
+        except (OSError, ValueError):
+            # The console went away; the log file still gets everything.
+            console = None
     source.close()
+
+
+def _end_leftovers(group: int, threads: list[threading.Thread]) -> None:
+    """Stop processes the step left running, as the end of an Azure ML job does.
+
+    Background processes of the step keep its output pipes open, so the log
+    threads would otherwise wait for them.
+    """
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(group, sig)
+        except ProcessLookupError:
+            pass
+        for thread in threads:
+            thread.join(timeout=_KILL_TIMEOUT_S)
+        if not any(thread.is_alive() for thread in threads):
+            return
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -177,6 +177,7 @@ class PipelineRun:
     def _run_step(self, step: StepSpec, label: str) -> None:
         result = self.result.steps[step.name]
         step_dir = self.run_dir / step.name
+        step_dir.mkdir(exist_ok=True)
         result.log_dir = step_dir / "logs"
         logger.info("%s %s started", label, step.name)
         inputs = self._bind_upstream(step)
