@@ -27,11 +27,11 @@ import time
 import zipfile
 from pathlib import Path
 
-import checks
 import edge_run
-import report
+import output_checks as checks
 import simaticai.testing.pipeline_runner  # noqa: F401  (replaces root log handlers)
 import validation_inputs as inputs
+import validation_report as report
 import yaml
 
 logger = logging.getLogger(__name__)

@@ -69,8 +69,11 @@ class FastPredictor:
 
     @staticmethod
     def supports(stages: list) -> bool:
-        final = stages[-1]
-        if type(final).__name__ not in ("KMeans", "MiniBatchKMeans"):
+        # Subclasses count too (the state identifier's StateKMeans only casts the
+        # labels to int64); a subclass that predicts differently is caught by the
+        # validation step, which compares the package with the model's predict.
+        kinds = {cls.__name__ for cls in type(stages[-1]).__mro__}
+        if not kinds & {"KMeans", "MiniBatchKMeans"}:
             return False
         return all(_compile_transform(stage) is not None for stage in stages[:-1])
 
@@ -136,6 +139,17 @@ class StateModel:
         return np.asarray(self.rest.predict(features))
 
 
+def _range_indices(stage) -> tuple[list[int], list[int]] | None:
+    """Positions of each signal's min and max among the window features, if named."""
+    try:
+        names = [str(name) for name in stage.get_feature_names_out()]
+        lows = [names.index(f"{signal}_min") for signal in SIGNALS]
+        highs = [names.index(f"{signal}_max") for signal in SIGNALS]
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return lows, highs
+
+
 MODEL = StateModel(_load_pipeline(CONFIG))
 SIGNALS = list(CONFIG["signal_columns"])
 N_SIGNALS = len(SIGNALS)
@@ -144,6 +158,7 @@ STEP_PARAMETER = CONFIG["step_parameter"]
 OUTPUT_NAME = CONFIG["output"]["name"]
 OUTPUT_CAST = _OUTPUT_CASTS[CONFIG["output"]["type"]]
 RANGE_METRICS = [f"{signal}_range" for signal in SIGNALS]
+RANGE_INDICES = _range_indices(MODEL.feature_stage)
 
 _get_signals = itemgetter(*SIGNALS)
 _step = int(CONFIG["step"])
@@ -208,8 +223,9 @@ def _complete_window():
     if not np.isfinite(window).all():
         _log.warning(f"Skipping a window with missing or infinite values in {SIGNALS}")
         return None
-    state = MODEL.predict(MODEL.window_features(window)[np.newaxis])[0]
-    return _output(state, window)
+    features = MODEL.window_features(window)
+    state = MODEL.predict(features[np.newaxis])[0]
+    return _output(state, window, features)
 
 
 def _process_batch(batch: list):
@@ -244,8 +260,9 @@ def _process_batch(batch: list):
     if not finite[-1]:
         _log.warning(f"Skipping a window with missing or infinite values in {SIGNALS}")
         return None
-    state = MODEL.predict(MODEL.batch_window_features(windows[-1:]))[0]
-    return _output(state, last)
+    features = MODEL.batch_window_features(windows[-1:])
+    state = MODEL.predict(features)[0]
+    return _output(state, last, features[0])
 
 
 def _next_window_start(window: np.ndarray):
@@ -290,9 +307,14 @@ def _describe_bad_row(rows: list) -> str:
     return f"Input rows could not be converted to numbers for {SIGNALS}."
 
 
-def _output(state, window: np.ndarray) -> dict:
+def _output(state, window: np.ndarray, features: np.ndarray) -> dict:
     result = {OUTPUT_NAME: OUTPUT_CAST(state)}
-    ranges = window.max(axis=0) - window.min(axis=0)
+    if RANGE_INDICES is not None:
+        # Reading min and max from the features avoids two more passes over the
+        # window, which cost more than the prediction itself.
+        ranges = features[RANGE_INDICES[1]] - features[RANGE_INDICES[0]]
+    else:
+        ranges = window.max(axis=0) - window.min(axis=0)
     for name, value in zip(RANGE_METRICS, ranges.tolist()):
         result[name] = f'{{"value": {value!r}}}'
     return result
