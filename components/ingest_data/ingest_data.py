@@ -113,7 +113,9 @@ def read_table(path: Path) -> pd.DataFrame:
                 "ingest the CSV"
             ) from exc
     try:
-        return pd.read_csv(path)
+        # pandas 2's default float parser can change the last bit of a value;
+        # round_trip reads every float exactly as written.
+        return pd.read_csv(path, float_precision="round_trip")
     except pd.errors.EmptyDataError as exc:
         raise IngestError(
             f"{path} is empty: it has no header row and no data. Export the data "
