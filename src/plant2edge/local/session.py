@@ -176,17 +176,9 @@ class PipelineRun:
 
     def _run_step(self, step: StepSpec, label: str) -> None:
         result = self.result.steps[step.name]
-        step_dir = self.run_dir / step.name
-        step_dir.mkdir(exist_ok=True)
-        result.log_dir = step_dir / "logs"
         logger.info("%s %s started", label, step.name)
-        inputs = self._bind_upstream(step)
-        self.step_inputs[step.name] = inputs
-        outputs = execute.stage_outputs(step_dir, step.component.outputs)
-        command = render(step.component.command, inputs, outputs)
-        (step_dir / "command.sh").write_text(
-            self._display_command(step, inputs, outputs)
-        )
+        command = self._prepare_step(step, result)
+
         result.mlflow_run_id = self.tracking.start_run(
             self.result.experiment_id,
             step.name,
@@ -206,6 +198,20 @@ class PipelineRun:
             self._end_step(step, result, CANCELED, time.monotonic() - started)
             raise
         self._complete_step(step, result, time.monotonic() - started, label)
+
+    def _prepare_step(self, step: StepSpec, result: StepResult) -> str:
+        """Create the step folder and staged outputs; return the rendered command."""
+        step_dir = self.run_dir / step.name
+        step_dir.mkdir(exist_ok=True)
+        result.log_dir = step_dir / "logs"
+        inputs = self._bind_upstream(step)
+        self.step_inputs[step.name] = inputs
+        outputs = execute.stage_outputs(step_dir, step.component.outputs)
+        command = render(step.component.command, inputs, outputs)
+        (step_dir / "command.sh").write_text(
+            self._display_command(step, inputs, outputs)
+        )
+        return command
 
     def _complete_step(self, step, result: StepResult, duration: float, label) -> None:
         if result.exit_code == 0:
