@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlflow.exceptions import MlflowException
+
 from plant2edge import settings
 from plant2edge.assets import DataAssetError, LocalDataStore
 from plant2edge.local import execute
@@ -62,10 +64,15 @@ class PipelineRun:
         try:
             self._resolve_inputs()
             self._check_registrations()
+            self._start_pipeline_run()
         except PipelineError as exc:
             self._finish(FAILED, error=str(exc))
             raise
-        self._start_pipeline_run()
+        except MlflowException as exc:
+            # MLflow's messages repeat the tracking URI with any user info in it.
+            error = InputResolutionError(redact_url(f"MLflow request failed: {exc}"))
+            self._finish(FAILED, error=str(error))
+            raise error from exc
         try:
             self._run_steps()
             if self.result.failed_step is None:
@@ -316,7 +323,7 @@ class PipelineRun:
 
     def _finish(self, status: str, error: str | None = None) -> None:
         self.result.status = status
-        self.result.error = error
+        self.result.error = self.redact("error", error)
         for step in self.result.steps.values():
             if step.status in ("NotStarted", "Running"):
                 step.status = SKIPPED if status != CANCELED else CANCELED

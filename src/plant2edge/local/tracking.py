@@ -8,14 +8,8 @@ to its step's run through ``MLFLOW_RUN_ID``.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
-
-# MLflow 3 sends usage telemetry unless this is set before it is imported; the
-# local runner works offline.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import mlflow
 from mlflow import MlflowClient
@@ -28,7 +22,6 @@ from plant2edge.local.record import redact_url
 logger = logging.getLogger(__name__)
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
-RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 
 class Tracking:
