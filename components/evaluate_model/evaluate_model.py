@@ -470,8 +470,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parse_args(argv)
     started = time.perf_counter()
-    # Loading a pickled model runs code from it; MLflow 3.17 raises an error unless this
-    # is set. The model input is the output of this pipeline's training step.
+    # Loading a pickled model runs code from it. MLflow 3.15 allows it by default,
+    # 3.17 raises an error unless this is set. The model input is the output of
+    # this pipeline's training step.
     os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
     try:
         if args.label_lag < 0:

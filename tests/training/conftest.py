@@ -105,7 +105,7 @@ def default_model_dir(trainer, labeled_frame, labeled_asset_folder, tmp_path_fac
 
 @pytest.fixture
 def allow_pickle(monkeypatch):
-    """Allow MLflow 3.17 to load pickled models, which it rejects by default."""
+    """Allow pickled models to load; MLflow 3.17 rejects them by default, 3.15 does not."""
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
 
 
