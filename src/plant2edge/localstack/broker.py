@@ -143,15 +143,19 @@ def prepare(files: BrokerFiles, ca: pki.CertificateAuthority, port: int) -> None
     pki.write_public(files.config, render_config(files, ca.cert_path, port).encode())
 
 
-def start(files: BrokerFiles, port: int, timeout: float = 10.0) -> subprocess.Popen:
-    """Start Mosquitto on 127.0.0.1:``port`` and wait until it accepts connections."""
+def start(
+    files: BrokerFiles, port: int, timeout: float = 10.0, port_wait: float = 0.0
+) -> subprocess.Popen:
+    """Start Mosquitto on 127.0.0.1:``port`` and wait until it accepts connections.
+
+    ``port_wait`` gives a broker killed a moment ago time to release the port.
+    """
     if is_running(read_pid(files.pid), str(files.config)):
         raise StackError(
             f"Mosquitto from {files.folder} is already running "
             f"(pid {read_pid(files.pid)}). Stop it with 'plant2edge stack stop'."
         )
-    # Connections of a broker killed a moment ago can hold the port briefly.
-    if not wait_until(lambda: port_is_free(port), 5.0, 0.1):
+    if not wait_until(lambda: port_is_free(port), port_wait, 0.1):
         raise StackError(
             f"Port {port} on 127.0.0.1 is already in use, so the local MQTT broker "
             f"cannot start. azure-iot-device always connects to port {DEVICE_PORT}. "

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from plant2edge.connect import ConnectError
+from plant2edge.localstack.broker import DEVICE_PORT
 from plant2edge.localstack.device import MODES
 from plant2edge.localstack.paths import STATE_DIR_ENV, default_state_dir
 from plant2edge.localstack.processes import StackError
@@ -38,14 +39,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also provision (once) and start a simulated AI Model Manager; repeatable",
     )
     start.add_argument("--device-mode", choices=MODES, default="normal")
-    start.add_argument("--blob-port", type=int, help="Azurite port (default: a free one)")
+    start.add_argument(
+        "--mqtt-port",
+        type=int,
+        default=DEVICE_PORT,
+        help=f"broker port (default {DEVICE_PORT}, the only port azure-iot-device "
+        "devices connect to)",
+    )
+    start.add_argument(
+        "--blob-port", type=int, help="Azurite port (default: a free one)"
+    )
     commands.add_parser("stop", help="stop devices, Azurite and the broker by PID")
     commands.add_parser("status", help="print PIDs and endpoints as JSON")
     return parser.parse_args(argv)
 
 
 def start(args: argparse.Namespace, state_dir: Path) -> int:
-    stack = start_stack(state_dir, blob_port=args.blob_port)
+    if args.device_id and args.mqtt_port != DEVICE_PORT:
+        raise StackError(
+            f"Simulated devices connect to port {DEVICE_PORT} only (azure-iot-device "
+            f"fixes it); drop --device-id or --mqtt-port {args.mqtt_port}."
+        )
+    stack = start_stack(state_dir, mqtt_port=args.mqtt_port, blob_port=args.blob_port)
     try:
         for device_id in args.device_id:
             connection = state_dir / "devices" / device_id / "connection.json"
@@ -73,11 +88,15 @@ def main(argv: list[str] | None = None) -> int:
             return start(args, state_dir)
         if args.command == "stop":
             stopped = stop_stack(state_dir)
-            print(f"Stopped: {', '.join(stopped)}" if stopped else "Nothing was running.")
+            print(
+                f"Stopped: {', '.join(stopped)}" if stopped else "Nothing was running."
+            )
             return 0
         status = attach_stack(state_dir).status()
         print(json.dumps(status, indent=2))
-        return 0 if status["mosquitto"]["running"] and status["azurite"]["running"] else 1
+        return (
+            0 if status["mosquitto"]["running"] and status["azurite"]["running"] else 1
+        )
     except (StackError, ConnectError) as exc:
         print(f"plant2edge stack {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -213,7 +213,8 @@ class Stack:
         return broker.kill(self.broker_files)
 
     def start_broker(self) -> None:
-        broker.start(self.broker_files, self.mqtt.port)
+        """Start Mosquitto again with the same configuration and persistence."""
+        broker.start(self.broker_files, self.mqtt.port, port_wait=5.0)
         self._write_stack_file()
 
     def restart_broker(self) -> None:
