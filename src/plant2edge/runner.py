@@ -139,7 +139,8 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override a value as 'az ml job create --set' does: inputs.<name>=V, "
-        "inputs.<name>.path=V or jobs.<step>.inputs.<name>=V (repeatable)",
+        "inputs.<name>.path=V or jobs.<step>.inputs.<name>=V (repeatable). "
+        "Relative local paths are relative to the pipeline file, as in az ml",
     )
     parser.add_argument(
         "--run-dir",

@@ -108,6 +108,17 @@ def test_set_overrides_both_input_levels(pipelines_dir, p2e_home):
     assert run["overrides"]["jobs.full.inputs.count"] == "11"
 
 
+def test_path_override_accepts_path_object(pipelines_dir, p2e_home, tmp_path):
+    note = tmp_path / "absolute note.txt"
+    note.write_text("from a Path")
+
+    result = run_pipeline(
+        pipelines_dir / "paths.yaml", {"inputs.note": note}, stream_logs=False
+    )
+
+    assert read_args(result, "echo")["file_text"] == "from a Path"
+
+
 def test_local_paths_relative_to_pipeline(pipelines_dir, p2e_home):
     result = run_pipeline(pipelines_dir / "paths.yaml", stream_logs=False)
 

@@ -114,7 +114,10 @@ def load_pipeline(path: str | Path, overrides: dict[str, Any] | None = None):
     """
     path = Path(path).resolve()
     raw = _read_yaml(path)
-    overrides = {str(k): v for k, v in (overrides or {}).items()}
+    overrides = {
+        str(key): str(value) if isinstance(value, Path) else value
+        for key, value in (overrides or {}).items()
+    }
     params_override = apply_overrides(raw, overrides)
     job = _load_azure_job(path, params_override)
     steps = {
