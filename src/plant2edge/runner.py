@@ -24,6 +24,7 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,8 +93,12 @@ def create_run_dir(spec: PipelineSpec, run_dir: str | Path | None) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = _attach_console_logging()
-    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+    package_logger = logging.getLogger("plant2edge")
+    previous_level = package_logger.level
+    handler = _attach_console_logging(package_logger)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:
+        previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     try:
         overrides = parse_assignments(args.overrides)
         result = run_pipeline(
@@ -112,8 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)
-        logging.getLogger("plant2edge").removeHandler(handler)
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_sigterm)
+        package_logger.removeHandler(handler)
+        package_logger.setLevel(previous_level)
     _print_summary(result)
     return 0 if result.succeeded else 1
 
@@ -156,12 +163,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _attach_console_logging() -> logging.Handler:
+def _attach_console_logging(package_logger: logging.Logger) -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
     )
-    package_logger = logging.getLogger("plant2edge")
     package_logger.addHandler(handler)
     package_logger.setLevel(logging.INFO)
     return handler

@@ -38,14 +38,18 @@ def venv_bin() -> Path:
 
 
 def step_environment(variables: dict[str, str], node_variables: dict[str, str]):
-    """Return the environment of a step: ours, then the node's, then the runner's."""
+    """Return a step's environment: this process's, then the node's, then ``variables``.
+
+    Later sources win, so a node cannot replace the MLflow and PLANT2EDGE variables.
+    """
     env = dict(os.environ)
     env.update(node_variables)
     bin_dir = venv_bin()
     env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", "")])
     if sys.prefix != sys.base_prefix:
         env["VIRTUAL_ENV"] = sys.prefix
-    # MLflow rejects MLFLOW_EXPERIMENT_NAME beside MLFLOW_RUN_ID of another experiment.
+    # mlflow.start_run() raises when MLFLOW_EXPERIMENT_NAME names an experiment
+    # other than MLFLOW_EXPERIMENT_ID (checked with MLflow 3.15).
     env.pop("MLFLOW_EXPERIMENT_NAME", None)
     env["PYTHONUNBUFFERED"] = "1"
     env.update(variables)
