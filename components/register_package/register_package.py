@@ -60,9 +60,9 @@ def check_inputs(package_dir: Path, validation_dir: Path, model_name: str) -> di
     )
     if validation.get("passed") is not True:
         raise RegistrationRefused(
-            f"Validation of {validation.get('edge_package', 'the package')} failed: "
-            f"{validation.get('first_failure')}. Nothing was registered; see "
-            f"{validation_dir / 'report.html'}."
+            f"Validation of {validation.get('edge_package', 'the package')} failed, so "
+            f"nothing was registered. First problem: {validation.get('first_failure')} "
+            f"See {validation_dir / 'report.html'}."
         )
     if info["model_name"] != model_name:
         raise RegistrationRefused(

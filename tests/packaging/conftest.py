@@ -153,13 +153,19 @@ class Registry:
 
 
 @pytest.fixture
-def registry(p2e_home, monkeypatch, empty_mlflow_db, wheel_dir) -> Registry:
-    """A fresh local registry; the components find it and the wheels through the env."""
+def registry(p2e_home, monkeypatch, empty_mlflow_db) -> Registry:
+    """A fresh local registry that the components find through the environment."""
     store = Registry(p2e_home, empty_mlflow_db)
     for key, value in store.env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("PLANT2EDGE_WHEELS", str(wheel_dir))
     return store
+
+
+@pytest.fixture
+def offline_wheels(monkeypatch, wheel_dir) -> Path:
+    """Make the components read wheels from the cache only (no package index)."""
+    monkeypatch.setenv("PLANT2EDGE_WHEELS", str(wheel_dir))
+    return wheel_dir
 
 
 @pytest.fixture
@@ -188,6 +194,13 @@ class Packaged:
     def activate(self):
         return _environment(self.env)
 
+    def isolated(self, name: str):
+        """Activate, with TMPDIR and HOME in fresh folders to see what is left there."""
+        tmp, home = self.outputs / f"{name}-tmp", self.outputs / f"{name}-home"
+        tmp.mkdir(parents=True)
+        home.mkdir(parents=True)
+        return _environment({**self.env, "TMPDIR": str(tmp), "HOME": str(home)})
+
 
 class _environment:
     """Set environment variables for a block and restore them afterwards."""
@@ -200,9 +213,12 @@ class _environment:
         for key, value in self.values.items():
             self.saved[key] = os.environ.get(key)
             os.environ[key] = value
+        self.saved_tempdir = tempfile.tempdir
+        tempfile.tempdir = self.values.get("TMPDIR", tempfile.tempdir)
         return self
 
     def __exit__(self, *exc_info):
+        tempfile.tempdir = self.saved_tempdir
         for key, value in self.saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -226,7 +242,7 @@ def package_v1(packaged) -> Path:
         COMPONENTS_DIR / "package_model" / "package_model.py", "package_model"
     )
     out = packaged.outputs / "package-1"
-    with packaged.activate():
+    with packaged.isolated("package-1"):
         builder.build_package(
             MODEL_NAME, "1", out, packaged.asset_folder, packaged.wheel_dir
         )
@@ -239,7 +255,7 @@ def validation_v1(packaged, package_v1) -> Path:
         COMPONENTS_DIR / "validate_package" / "validate_package.py", "validate_package"
     )
     out = packaged.outputs / "validation-1"
-    with packaged.activate():
+    with packaged.isolated("validation-1"):
         validator.validate(
             package_v1,
             MODEL_NAME,
