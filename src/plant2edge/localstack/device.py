@@ -30,6 +30,8 @@ import json
 import logging
 import os
 import queue
+import re
+import shutil
 import signal
 import sys
 import threading
@@ -214,7 +216,13 @@ def verify_package(path: Path, sha256: str, expected_sha256: str | None) -> dict
 
 
 def run_package(path: Path, sample_rows: Path, work_dir: Path) -> int:
-    """Run the package in simaticai's LocalPipelineRunner on the sample rows."""
+    """Run the package in simaticai's LocalPipelineRunner on the sample rows.
+
+    Return the number of outputs. The package is copied into ``work_dir``
+    first, because the runner writes ``<package>_tested.zip`` beside it.
+    """
+    # NOTE: no automated test covers a successful run: it needs a real edge
+    # package, target-platform wheels (PIP_FIND_LINKS) and about 45 s.
     import pandas as pd
     from simaticai.testing.pipeline_runner import LocalPipelineRunner
 
@@ -225,8 +233,10 @@ def run_package(path: Path, sample_rows: Path, work_dir: Path) -> int:
     else:
         frame = pd.read_json(sample_rows)
     rows = frame.to_dict(orient="records")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    package = Path(shutil.copy(path, work_dir / path.name))
     try:
-        with LocalPipelineRunner(path, path=work_dir) as runner:
+        with LocalPipelineRunner(package, path=work_dir / "runner") as runner:
             outputs = runner.run_pipeline(rows)
     except Exception as exc:
         raise DeliveryStepError(
@@ -377,15 +387,23 @@ class ModelManager:
                     delivery.delivery_id,
                     outputs,
                 )
-            deployed = (
-                self.state_dir / "deployed" / f"{delivery.package_id or 'package'}.zip"
-            )
+            deployed = self.deployed_path(delivery)
             deployed.parent.mkdir(exist_ok=True)
             os.replace(target, deployed)
             self.report(delivery, "Success")
         except DeliveryStepError as exc:
             target.unlink(missing_ok=True)
             self.report(delivery, "Error", str(exc))
+        except Exception as exc:
+            # A bug or an OS error must still end the delivery with a state.
+            logger.exception("Delivery %s: unexpected failure", delivery.delivery_id)
+            target.unlink(missing_ok=True)
+            self.report(delivery, "Error", f"Unexpected {type(exc).__name__}: {exc}")
+
+    def deployed_path(self, delivery: Delivery) -> Path:
+        """Return where the verified package is kept, named after its package id."""
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", delivery.package_id) or "package"
+        return self.state_dir / "deployed" / f"{name}.zip"
 
     def write_status(self) -> None:
         status = {
@@ -502,6 +520,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sample-rows", type=Path, help="parquet, CSV or JSON rows to feed the package"
     )
+    parser.add_argument(
+        "--wheels",
+        type=Path,
+        help="folder of wheels that LocalPipelineRunner installs from, offline",
+    )
     args = parser.parse_args(argv)
     if args.run_package and not args.sample_rows:
         parser.error("--run-package needs --sample-rows FILE")
@@ -515,6 +538,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    os.environ.setdefault("SIMATICAI_TELEMETRY", "false")
+    if args.wheels:
+        os.environ.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(args.wheels.resolve()))
     # Both libraries log topics and URLs at INFO or DEBUG; keep them quiet.
     logging.getLogger("azure").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)

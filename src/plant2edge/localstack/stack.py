@@ -157,11 +157,13 @@ class Stack:
         state_delay: float | None = None,
         drop_seconds: float | None = None,
         sample_rows: Path | None = None,
+        wheels: Path | None = None,
         timeout: float = DEVICE_READY_TIMEOUT,
     ) -> DeviceProcess:
         """Start a simulated AI Model Manager and wait until it is subscribed.
 
-        ``sample_rows`` makes it run each package in LocalPipelineRunner.
+        ``sample_rows`` makes it run each package in LocalPipelineRunner, which
+        installs the package's dependencies from ``wheels`` when given.
         """
         device_id = json.loads(Path(connection_file).read_text())["client_id"]
         folder = self.state_dir / "devices" / device_id
@@ -188,6 +190,8 @@ class Stack:
             argv += ["--drop-seconds", str(drop_seconds)]
         if sample_rows is not None:
             argv += ["--run-package", "--sample-rows", str(sample_rows)]
+        if wheels is not None:
+            argv += ["--wheels", str(wheels)]
         (folder / "ready").unlink(missing_ok=True)
         process = spawn(argv, log_path=device.log, pid_path=device.pid_file)
         device.process = process
