@@ -1,11 +1,11 @@
 """Deliver a registered edge package to Siemens AI Model Manager over IoT Hub.
 
-Steps: resolve the package version in the MLflow registry and check its
-approval; download and verify its SHA-256; upload it to blob storage; run the
-delivery protocol with the device (newDelivery, presigned URL, states); tag the
-version as delivered only after the device reports Success; write
-``report.json`` and ``report.md``. The report never contains a SAS token or a
-connection string.
+The step resolves the package version in the MLflow registry, checks its
+approval, downloads it and verifies its SHA-256. It uploads the package to blob
+storage and runs the delivery protocol with the device (newDelivery, presigned
+URL, states). Only after the device reports Success does it tag the version as
+delivered. It writes ``report.json`` and ``report.md``, which never contain a
+SAS token or a connection string.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ FALSE_WORDS = ("false", "0", "no")
 
 
 class DeliveryError(RuntimeError):
-    """The delivery failed; the message says why and what to do."""
+    """The delivery failed; the message states why and what to do next."""
 
 
 @dataclass(frozen=True)
@@ -410,8 +410,7 @@ def log_to_mlflow_run(
             mlflow.log_artifacts(str(report_dir), "delivery_report")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def configure_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -420,7 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     # The Azure SDKs log request URLs and headers at INFO; SAS tokens must not leak.
     for noisy in ("azure", "uamqp", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    request = DeliveryRequest(
+
+
+def request_from_args(args: argparse.Namespace) -> DeliveryRequest:
+    return DeliveryRequest(
         package_name=args.package_name,
         package_version=args.package_version,
         environment=args.environment,
@@ -432,7 +434,14 @@ def main(argv: list[str] | None = None) -> int:
         blob_container=args.blob_container,
         sas_expiry_minutes=args.sas_expiry_minutes,
     )
-    report, failure = None, None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging()
+    request = request_from_args(args)
+
+    report, failed = None, False
     try:
         report = deliver(request, args.delivery_report)
     except (
@@ -442,12 +451,13 @@ def main(argv: list[str] | None = None) -> int:
         CredentialError,
         TransportError,
     ) as exc:
-        failure = exc
+        failed = True
         logger.error("%s", exc)
     if os.environ.get("MLFLOW_RUN_ID"):
         log_to_mlflow_run(request, report, args.delivery_report)
-    if failure is not None:
+    if failed:
         return 1
+
     logger.info(
         "Delivered %s version %s to device %s: %s",
         request.package_name,

@@ -32,7 +32,7 @@ class UploadedBlob:
 
 
 def redact_url(url: str) -> str:
-    """Drop the query string, which holds a SAS token."""
+    """Drop the query string, which contains the SAS token."""
     parts = urllib.parse.urlsplit(url)
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
@@ -86,7 +86,7 @@ def upload_package(
     sha256: str,
     metadata: dict[str, str],
 ) -> UploadedBlob:
-    """Upload ``path`` unless the blob already holds the same SHA-256.
+    """Upload ``path`` unless the blob already has the same SHA-256.
 
     The SHA-256 is stored as blob metadata, so that the device can check its
     download against it (header ``x-ms-meta-sha256``).
@@ -128,7 +128,8 @@ def _upload(
         existing = None
     if existing == sha256:
         logger.info(
-            "Blob %s already holds this package (same SHA-256); not uploading", blob.url
+            "Blob %s already contains this package (same SHA-256); skipping the upload",
+            blob.url,
         )
         return UploadedBlob(service.account_name, container, blob_name, blob.url, False)
     size = path.stat().st_size

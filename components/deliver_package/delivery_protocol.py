@@ -3,14 +3,14 @@
 1. Send a cloud-to-device (C2D) message ``type=event, kind=newDelivery`` with
    ``deliveryId`` and ``projectId``; the body names the package.
 2. Wait for a device-to-cloud (D2C) ``kind=presignedUrlRequest`` with the same
-   ``deliveryId``, then answer with C2D ``type=data, kind=presignedUrlResponse``
+   ``deliveryId``, then reply with C2D ``type=data, kind=presignedUrlResponse``
    whose body carries ``attributes.presignedUrl``.
 3. Read D2C ``type=state`` messages, bodies ``{"state": ...}``, until
    ``Success`` or ``Error``.
 
 Messages of other deliveries are counted and ignored. Messages may arrive more
 than once (IoT Hub and MQTT QoS 1 deliver at least once), so every
-``presignedUrlRequest`` of this delivery gets an answer.
+``presignedUrlRequest`` of this delivery gets a reply.
 """
 
 from __future__ import annotations
@@ -390,7 +390,8 @@ class DeliverySession:
                 f"URL {outcome.url_requests} time(s) but reported no state."
             )
         return (
-            f"{prefix}; last state seen: none. The device never answered "
-            "newDelivery: check that AI Model Manager is running, online and "
+            f"{prefix}; last state seen: none. The device sent no "
+            "presignedUrlRequest after newDelivery: check that AI Model Manager is "
+            "running, online and "
             f"connected to the hub as device {self.device_id}."
         )

@@ -140,12 +140,12 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _one(folder: Path, pattern: str, what: str, source: str) -> Path:
+def _one(folder: Path, pattern: str, description: str, source: str) -> Path:
     found = sorted(folder.glob(pattern))
     if len(found) != 1:
         names = ", ".join(p.name for p in found) or "none"
         raise RegistryError(
-            f"The package source {source} must hold exactly one {what}; found {names}. "
+            f"The package source {source} must contain exactly one {description}; found {names}. "
             "Register the package again with the packaging pipeline."
         )
     return found[0]
@@ -176,7 +176,7 @@ def verify_folder(folder: Path, source: str) -> tuple[Path, str, dict]:
     actual = sha256_of(zip_path)
     if actual != expected:
         raise RegistryError(
-            f"SHA-256 mismatch for {zip_path.name}: {sha_file.name} says {expected}, "
+            f"SHA-256 mismatch for {zip_path.name}: {sha_file.name} expects {expected}, "
             f"the file has {actual}. The artifact is corrupt or was changed after "
             "registration; run the packaging pipeline again."
         )

@@ -158,7 +158,7 @@ class MqttTransport(Transport):
             reason = (
                 self._mqtt.connack_string(self._connect_result)
                 if self._connect_result
-                else "no answer"
+                else "no CONNACK"
             )
             raise TransportError(
                 f"The MQTT broker at {self.host}:{self.port} did not accept the "
@@ -191,7 +191,7 @@ class MqttTransport(Transport):
 
     def _on_subscribe(self, client, userdata, mid, granted_qos) -> None:
         if any(qos == 0x80 for qos in granted_qos):
-            logger.error("MQTT broker refused the subscription to device events")
+            logger.error("The MQTT broker rejected the subscription to device events")
             return
         self._subscribed.set()
 
@@ -211,7 +211,7 @@ class MqttTransport(Transport):
             raise TransportError(
                 f"Subscribing to {topic} on {self.host}:{self.port} failed "
                 f"({self._mqtt.error_string(result)}); the delivery cannot read "
-                "the device's answers."
+                "the device's messages."
             )
 
     def send_c2d(self, device_id: str, message: C2DMessage) -> None:
@@ -309,8 +309,8 @@ class IoTHubTransport(Transport):
         self._consumer = EventHubConsumerClient.from_connection_string(
             self._eventhub_connection_string, consumer_group=self.consumer_group
         )
-        # Start a little in the past so that an answer enqueued while the
-        # receiver is still attaching to the partitions is not missed.
+        # Start a little in the past so that a device message enqueued while
+        # the receiver is still attaching to the partitions is not missed.
         start = self.now() - self.lookback
         self._thread = threading.Thread(
             target=self._consumer.receive,

@@ -1,8 +1,8 @@
 """``plant2edge connect-device``: create an AI Model Manager device and its connection file.
 
 Against a real IoT hub the command creates a self-signed X.509 certificate and
-key, registers the device with X.509 self-signed authentication (the
-certificate's SHA-256 thumbprint as primary and secondary thumbprint), and
+key. It registers the device with X.509 self-signed authentication, giving the
+certificate's SHA-256 thumbprint as primary and secondary thumbprint. Then it
 writes the JSON connection file that AI Model Manager imports.
 
 With ``--local`` the device is provisioned for the local stack instead: the

@@ -117,7 +117,7 @@ def test_delivery_silent_device_times_out(registry, stack_env, start_device, tmp
         deliver(request_for(device.device_id, timeout_seconds=2), tmp_path / "report")
 
     assert device.device_id in str(info.value)
-    assert "never answered newDelivery" in str(info.value)
+    assert "sent no presignedUrlRequest after newDelivery" in str(info.value)
     tags = registry.tags(PACKAGE_NAME, version.version)
     assert delivery_tags(tags) == {}
     assert json.loads(tags["last_delivery_attempt"])["state"] == "Timeout"

@@ -26,7 +26,7 @@ from delivery_transports import (
 
 
 class ScriptedTransport(Transport):
-    """A transport whose device answers come from a script; records what was sent."""
+    """A transport whose device messages come from a script; records what was sent."""
 
     name = "scripted"
 

@@ -95,7 +95,7 @@ def sdk(monkeypatch):
 
 
 def answer_like_a_device(registry, consumer, states=("Downloading", "Success")):
-    """Make each C2D send produce the device's D2C answers, as AI Model Manager would."""
+    """Make each C2D send produce the D2C messages that AI Model Manager would send."""
 
     def send(device_id, message, properties):
         delivery_id = properties["deliveryId"]

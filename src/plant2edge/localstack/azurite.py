@@ -83,7 +83,7 @@ def blob_endpoint(port: int) -> str:
     return f"http://127.0.0.1:{port}/{ACCOUNT_NAME}"
 
 
-def _answers_http(port: int) -> bool:
+def _responds_to_http(port: int) -> bool:
     try:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=0.5)
     except urllib.error.HTTPError:
@@ -96,7 +96,7 @@ def _answers_http(port: int) -> bool:
 def start(
     files: AzuriteFiles, port: int, account_key: str, timeout: float = 30.0
 ) -> subprocess.Popen:
-    """Start ``azurite-blob`` on 127.0.0.1:``port`` and wait until it answers HTTP.
+    """Start ``azurite-blob`` on 127.0.0.1:``port`` and wait until it responds to HTTP.
 
     The binary is started directly (its ``#!/usr/bin/env node`` line execs node
     in place), so the recorded PID is the server's own.
@@ -120,12 +120,12 @@ def start(
     env = {**os.environ, "AZURITE_ACCOUNTS": f"{ACCOUNT_NAME}:{account_key}"}
     process = spawn(argv, log_path=files.log, pid_path=files.pid, env=env)
     ready = wait_until(
-        lambda: _answers_http(port) or process.poll() is not None, timeout, 0.05
+        lambda: _responds_to_http(port) or process.poll() is not None, timeout, 0.05
     )
     if not ready or process.poll() is not None:
         process.kill()
         raise StackError(
-            f"Azurite did not answer on 127.0.0.1:{port} within {timeout:.0f} s. "
+            f"Azurite did not respond on 127.0.0.1:{port} within {timeout:.0f} s. "
             f"Log {files.log}:\n{log_tail(files.log)}"
         )
     logger.info("Azurite blob service on 127.0.0.1:%d (pid %d)", port, process.pid)

@@ -108,7 +108,7 @@ def utc_now() -> str:
 
 
 def redact_url(url: str) -> str:
-    """Drop the query string, which holds the SAS token."""
+    """Drop the query string, which contains the SAS token."""
     parts = urllib.parse.urlsplit(url)
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
@@ -202,7 +202,7 @@ def verify_package(path: Path, sha256: str, expected_sha256: str | None) -> dict
             configs = [n for n in archive.namelist() if n.endswith(PIPELINE_CONFIG)]
             if not configs:
                 raise DeliveryStepError(
-                    f"The package holds no {PIPELINE_CONFIG}; it is not an edge "
+                    f"The package contains no {PIPELINE_CONFIG}; it is not an edge "
                     "package."
                 )
             config = yaml.safe_load(archive.read(configs[0]))
@@ -329,11 +329,15 @@ class ModelManager:
         )
         self.write_status()
         if self.options.mode == "silent":
-            logger.info("Delivery %s: not answering (mode silent)", delivery_id)
+            logger.info("Delivery %s: not responding (mode silent)", delivery_id)
             return
         if self.options.mode == "foreign":
             foreign_id = str(uuid.uuid4())
-            logger.info("Delivery %s: first answering as %s", delivery_id, foreign_id)
+            logger.info(
+                "Delivery %s: first responding as delivery %s (mode foreign)",
+                delivery_id,
+                foreign_id,
+            )
             self.request_url(foreign_id)
             self.send(foreign_id, {"type": "state"}, {"state": "Success"})
         self.request_url(delivery_id)

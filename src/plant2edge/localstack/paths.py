@@ -1,4 +1,4 @@
-"""Where the local stack keeps its state: config, certificates, keys, PIDs and logs."""
+"""The local stack's state folder: config, certificates, keys, PIDs and logs."""
 
 from __future__ import annotations
 

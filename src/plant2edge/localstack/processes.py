@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 
 class StackError(RuntimeError):
-    """A local stand-in failed to start, stop or answer."""
+    """A local stand-in failed to start, stop or respond."""
 
 
 def free_port() -> int:
@@ -101,8 +101,8 @@ def _reap(pid: int) -> None:
 def is_running(pid: int | None, marker: str) -> bool:
     """Return whether ``pid`` is alive and its command line contains ``marker``.
 
-    The marker (a path from the state folder) keeps a recycled PID of some other
-    program from being taken for ours.
+    The marker (a state-folder path or port of this stack) keeps a recycled PID
+    of some other program from being taken for ours.
     """
     if pid is None:
         return False
