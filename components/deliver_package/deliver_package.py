@@ -286,7 +286,12 @@ def deliver(
     storage_connection: str | None = None,
     retry: RetryPolicy = DEFAULT_RETRY,
 ) -> dict:
-    """Deliver the package and return the report; raise DeliveryError on failure.
+    """Deliver the package and return the report.
+
+    Raises RegistryError, BlobError, CredentialError or TransportError before
+    the protocol starts (nothing is tagged), and DeliveryError when the device
+    reports Error, the delivery times out or sending fails (the report is
+    written and ``last_delivery_attempt`` is tagged).
 
     ``client`` (MlflowClient), ``transport`` and ``storage_connection`` default
     to what the environment configures; tests pass their own.
