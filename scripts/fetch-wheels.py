@@ -3,7 +3,7 @@
 
 Downloads, with ``pip download`` from the configured package index, the wheels
 of the edge component's pinned requirements for AI Inference Server's platform
-(Linux x86_64, CPython 3.11), plus ``joblib``, which the AI SDK's local pipeline
+(Linux x86_64, this interpreter's CPython version), plus ``joblib``, which the AI SDK's local pipeline
 runner installs into every test environment. A second run finds everything in
 the cache and needs no network.
 
@@ -17,6 +17,7 @@ Point the packaging steps at the folder with ``PIP_FIND_LINKS=DIR`` and
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import logging
 import os
@@ -49,6 +50,7 @@ def default_wheel_dir() -> Path:
     return settings.cache_dir() / "wheels"
 
 
+@functools.cache
 def _load_edge_requirements():
     path = REPO_ROOT / "components" / "package_model" / "edge_requirements.py"
     spec = importlib.util.spec_from_file_location("edge_requirements", path)
@@ -65,6 +67,7 @@ def default_requirements() -> list[str]:
 
 
 def pip_download(requirements: list[str], dest: Path, offline: bool) -> int:
+    target_python = _load_edge_requirements().TARGET_PYTHON
     with tempfile.TemporaryDirectory(prefix="fetch-wheels-") as tmp:
         req_file = Path(tmp) / "requirements.txt"
         req_file.write_text("\n".join(requirements) + "\n")
@@ -82,7 +85,7 @@ def pip_download(requirements: list[str], dest: Path, offline: bool) -> int:
             "--find-links",
             str(dest),
             "--python-version",
-            "3.11",
+            target_python,
             "--only-binary=:all:",
         ]
         for platform in PLATFORMS:
@@ -103,7 +106,7 @@ def pip_download(requirements: list[str], dest: Path, offline: bool) -> int:
 
 
 def fetch_wheels(dest: Path, requirements: list[str] | None = None) -> Path:
-    """Make sure ``dest`` holds wheels for ``requirements``; download what is missing.
+    """Make sure ``dest`` contains wheels for ``requirements``; download the missing ones.
 
     Raises RuntimeError when the wheels are neither cached nor downloadable.
     """
@@ -111,7 +114,9 @@ def fetch_wheels(dest: Path, requirements: list[str] | None = None) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     if pip_download(requirements, dest, offline=True) == 0:
         logger.info(
-            "Wheel cache %s already holds %d requirements", dest, len(requirements)
+            "Wheel cache %s already contains all %d requirements",
+            dest,
+            len(requirements),
         )
         return dest
     logger.info("Downloading %d requirements into %s", len(requirements), dest)

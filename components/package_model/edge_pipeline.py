@@ -1,6 +1,6 @@
 """Build the AI SDK pipeline of a state identifier model and export its packages.
 
-One Python component holds ``entrypoint.py`` (from ``edge/``), ``edge_config.json``,
+One Python component contains ``entrypoint.py`` (from ``edge/``), ``edge_config.json``,
 the pickled scikit-learn Pipeline and the model's code modules. Its inputs and
 output come from the model signature, each window signal gets a range metric,
 and the window step is a pipeline parameter.
@@ -23,7 +23,12 @@ import uuid
 import zipfile
 from pathlib import Path
 
-from edge_requirements import TARGET_PYTHON, edge_requirements, requirements_text
+from edge_requirements import (
+    SUPPORTED_PYTHON,
+    TARGET_PYTHON,
+    edge_requirements,
+    requirements_text,
+)
 from model_source import ModelSource
 from simaticai import deployment
 from simaticai.helpers.reporter import PipelineReportWriter
@@ -43,9 +48,9 @@ PICKLE_FORMATS = ("pickle", "cloudpickle")
 class OfflineReportWriter(PipelineReportWriter):
     """Package report writer that skips the per-dependency vulnerability lookup.
 
-    simaticai 2.9.0 asks ``https://pypi.org/pypi/<name>/<version>/json`` for
-    every dependency during ``Pipeline.export`` and only tolerates timeouts, so
-    the export fails without internet. The report lists each dependency as
+    During ``Pipeline.export``, simaticai 2.9.0 requests
+    ``https://pypi.org/pypi/<name>/<version>/json`` for every dependency and
+    catches only timeouts, so the export fails without internet. The report lists each dependency as
     "Can not be checked" instead.
     """
 
@@ -119,6 +124,12 @@ def build_pipeline(
     source: ModelSource, component_dir: Path, config: dict, batch_input: bool = False
 ) -> deployment.Pipeline:
     """Return a one-component AI SDK pipeline for the staged component folder."""
+    if TARGET_PYTHON not in SUPPORTED_PYTHON:
+        raise ValueError(
+            f"This environment runs Python {TARGET_PYTHON}, but AI Inference Server "
+            f"runs Python {' and '.join(SUPPORTED_PYTHON)}. Package the model in an "
+            "environment with one of those versions."
+        )
     component = deployment.PythonComponent(
         name=COMPONENT_NAME,
         version=str(source.version),
@@ -157,15 +168,15 @@ def sdk_environment(temp_dir: Path, wheel_dir: Path | None):
     """Keep the AI SDK's temporary files and pip inside ``temp_dir``, offline if asked.
 
     Sets TMPDIR and HOME (for pip subprocesses) and ``tempfile.tempdir`` (for
-    this process) into ``temp_dir``; the AI SDK leaves temporary folders behind
-    and pip may write below HOME. With ``wheel_dir`` pip reads wheels only from
+    this process) into ``temp_dir``, because the AI SDK leaves temporary folders
+    behind and pip may write below HOME. With ``wheel_dir`` pip reads wheels only from
     that folder. Registry access belongs outside this context, because MLflow
     credentials may live below the real HOME.
     """
     (temp_dir / "home").mkdir(parents=True, exist_ok=True)
     changes = {"TMPDIR": str(temp_dir), "HOME": str(temp_dir / "home")}
     if not os.environ.get("SIMATICAI_TELEMETRY"):
-        # Without a decision the AI SDK raises and asks for `simaticai telemetry`.
+        # Without a decision the AI SDK raises an error that requests `simaticai telemetry`.
         changes["SIMATICAI_TELEMETRY"] = "false"
     if wheel_dir is not None:
         changes.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheel_dir))

@@ -1,8 +1,8 @@
 """Read earlier edge packages of a model from the MLflow model registry.
 
-Edge packages are registered as ``<model>_edge``; each version's source is a
-folder holding one edge package zip, its ``.zip.sha256`` and ``package.json``,
-and the version carries the tag ``package_id``.
+Edge packages are registered as ``<model>_edge``. Each version's source is a
+folder that contains one edge package zip, its ``.zip.sha256`` and
+``package.json``, and each version has the tag ``package_id``.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def download_package(version: ModelVersion, dest: Path) -> Path:
     zips = sorted(local.glob("*.zip"))
     if len(zips) != 1:
         raise ValueError(
-            f"{uri} holds {len(zips)} zip files ({[p.name for p in zips]}); an edge "
-            "package version must hold exactly one edge package zip."
+            f"{uri} contains {len(zips)} zip files ({[p.name for p in zips]}); an edge "
+            "package version must contain exactly one edge package zip."
         )
     return zips[0]

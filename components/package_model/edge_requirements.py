@@ -20,8 +20,12 @@ from packaging.utils import canonicalize_name
 
 logger = logging.getLogger(__name__)
 
-# AI Inference Server runs Python components on 64-bit x86 Linux.
-TARGET_PYTHON = "3.11"
+# AI Inference Server runs Python 3.11 and 3.12 components on 64-bit x86 Linux.
+# The edge package uses the Python version of this environment, because the
+# model was pickled here and the AI SDK's local runner tests with this
+# interpreter.
+SUPPORTED_PYTHON = ("3.11", "3.12")
+TARGET_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 TARGET_MARKERS = {
     **default_environment(),
     "python_version": TARGET_PYTHON,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -54,7 +54,6 @@ class ModelSource:
     pickled_model: str
     code_dir: str | None
     data_asset: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def window_size(self) -> int:
@@ -232,7 +231,7 @@ def load_pipeline(source: ModelSource):
 
 
 def signal_columns(source: ModelSource, pipeline) -> list[str]:
-    """Return the signal columns in the order the window array holds them."""
+    """Return the signal columns in the column order of the window array."""
     stage = pipeline.steps[0][1]
     columns = getattr(stage, "signal_columns", None) or source.metadata.get(
         "feature_columns"

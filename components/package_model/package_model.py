@@ -10,8 +10,8 @@ pipeline around it and writes into the ``package`` output folder:
     reports/<model>_<v>_package_report.md   the AI SDK's package report
     sample_payload.json                     input rows from ``--data`` (optional)
 
-The package version equals the model version; the package id is the one of the
-latest registered ``<model>_edge`` version (a new UUID for the first package).
+The package version equals the model version. The package id is taken from the
+latest registered ``<model>_edge`` version, and the first package gets a new UUID.
 """
 
 from __future__ import annotations

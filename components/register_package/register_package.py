@@ -2,10 +2,10 @@
 
 Registers ``<model>_edge`` version N for model version N, only when the
 validation step passed for exactly this package file. The version's source is
-an artifact folder holding exactly the edge package zip, its ``.zip.sha256``
-and ``package.json``; a delta package against the previous edge version, when
-package_model built one, is logged beside it (``delta_package/``) and named in
-the version's tags. Nothing is registered when a check fails.
+an artifact folder that contains exactly the edge package zip, its
+``.zip.sha256`` and ``package.json``. When package_model built a delta package
+against the previous edge version, it is logged beside it (``delta_package/``)
+and named in the version's tags. Nothing is registered when a check fails.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ DELTA_ARTIFACT_PATH = "delta_package"
 RUNNER_SIDE_FILES = ("_tested", "_execution_report", "telemetry_data")
 
 
-class RegistrationRefused(Exception):
+class RegistrationRejected(Exception):
     """A check failed; nothing was registered."""
 
 
@@ -43,13 +43,15 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_json(path: Path, what: str) -> dict:
+def read_json(path: Path, producer: str) -> dict:
     if not path.is_file():
-        raise RegistrationRefused(f"{path} not found: pass the {what} output folder.")
+        raise RegistrationRejected(
+            f"{path} not found: pass the {producer} output folder."
+        )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise RegistrationRefused(f"{path} is not valid JSON: {exc}") from exc
+        raise RegistrationRejected(f"{path} is not valid JSON: {exc}") from exc
 
 
 def check_inputs(package_dir: Path, validation_dir: Path, model_name: str) -> dict:
@@ -59,24 +61,24 @@ def check_inputs(package_dir: Path, validation_dir: Path, model_name: str) -> di
         validation_dir / "validation.json", "validate_package validation"
     )
     if validation.get("passed") is not True:
-        raise RegistrationRefused(
+        raise RegistrationRejected(
             f"Validation of {validation.get('edge_package', 'the package')} failed, so "
             f"nothing was registered. First problem: {validation.get('first_failure')} "
             f"See {validation_dir / 'report.html'}."
         )
     if info["model_name"] != model_name:
-        raise RegistrationRefused(
+        raise RegistrationRejected(
             f"The package was built from model {info['model_name']!r}, not "
             f"{model_name!r}. Pass the model_name the package was built from."
         )
     if not str(info["package_version"]).isdigit():
-        raise RegistrationRefused(
+        raise RegistrationRejected(
             f"Invalid package version {info['package_version']!r}: AI Inference Server "
             "needs digits. Rebuild the package from a registered model version."
         )
     edge_zip = package_dir / info["edge_package"]
     if not edge_zip.is_file():
-        raise RegistrationRefused(f"Edge package {edge_zip} is missing.")
+        raise RegistrationRejected(f"Edge package {edge_zip} is missing.")
     actual = sha256_of(edge_zip)
     for source, recorded in (
         ("package.json", info["edge_package_sha256"]),
@@ -84,13 +86,13 @@ def check_inputs(package_dir: Path, validation_dir: Path, model_name: str) -> di
         (f"{edge_zip.name}.sha256", _recorded_sha(edge_zip)),
     ):
         if recorded != actual:
-            raise RegistrationRefused(
+            raise RegistrationRejected(
                 f"{edge_zip.name} has SHA-256 {actual}, but {source} records "
                 f"{recorded}: the validated package is not the one given. Run the "
                 "packaging pipeline again."
             )
     if validation.get("package_id") != info["package_id"]:
-        raise RegistrationRefused(
+        raise RegistrationRejected(
             f"validation.json is for package id {validation.get('package_id')}, the "
             f"package has {info['package_id']}."
         )
@@ -149,15 +151,15 @@ def stage_artifacts(
 
 
 def check_source_folder(folder: Path) -> None:
-    """Raise unless ``folder`` holds one zip, its checksum and package.json, nothing else."""
+    """Raise unless ``folder`` contains one zip, its checksum and package.json only."""
     names = sorted(path.name for path in folder.iterdir())
     zips = [name for name in names if name.endswith(".zip")]
     expected = sorted([*zips, *(f"{name}.sha256" for name in zips), "package.json"])
     side_files = [n for n in names if any(marker in n for marker in RUNNER_SIDE_FILES)]
     if len(zips) != 1 or names != expected or side_files:
-        raise RegistrationRefused(
-            f"The edge package folder must hold exactly one *.zip, its .zip.sha256 and "
-            f"package.json; it holds {names}."
+        raise RegistrationRejected(
+            f"The edge package folder must contain exactly one *.zip, its .zip.sha256 and "
+            f"package.json; it contains {names}."
         )
 
 
@@ -167,14 +169,14 @@ def check_version_free(client: MlflowClient, edge_name: str, version: int) -> No
         int(v.version): v for v in client.search_model_versions(f"name = '{edge_name}'")
     }
     if version in existing:
-        raise RegistrationRefused(
+        raise RegistrationRejected(
             f"{edge_name} version {version} is already registered (package id "
             f"{existing[version].tags.get('package_id')}). Register a new model "
             "version to package it again."
         )
     later = sorted(number for number in existing if number > version)
     if later:
-        raise RegistrationRefused(
+        raise RegistrationRejected(
             f"{edge_name} already has later versions {later}, so version {version} "
             "cannot be created: MLflow numbers versions in ascending order."
         )
@@ -197,7 +199,7 @@ def create_numbered_version(
             return created
         client.delete_model_version(edge_name, created.version)
         if number > version:
-            raise RegistrationRefused(
+            raise RegistrationRejected(
                 f"The registry assigned {edge_name} version {number}, past {version}: "
                 f"numbers up to {number - 1} were used by deleted versions. Register a "
                 "new model version and package it."
@@ -208,7 +210,7 @@ def create_numbered_version(
             number,
             number,
         )
-    raise RegistrationRefused(f"Could not create {edge_name} version {version}.")
+    raise RegistrationRejected(f"Could not create {edge_name} version {version}.")
 
 
 def register(package_dir: Path, validation_dir: Path, model_name: str) -> dict:
@@ -289,8 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         registered = register(args.package, args.validation, args.model_name)
-    except RegistrationRefused as exc:
-        logger.error("Registration refused: %s", exc)
+    except RegistrationRejected as exc:
+        logger.error("Registration rejected: %s", exc)
         return 1
     if args.registration is not None:
         write_registration(args.registration, registered)

@@ -46,7 +46,7 @@ def check_states(
 
 
 def check_types(outputs: list, declared: dict[str, str]) -> list[str]:
-    """Check that every output holds exactly the declared variables with their types."""
+    """Check that every output has exactly the declared variables, with their types."""
     failures = []
     for index, out in enumerate(outputs):
         if not isinstance(out, dict):

@@ -1,8 +1,8 @@
 """Validate an edge package against its registered model on held-out real rows.
 
 Runs the edge package in the AI SDK's LocalPipelineRunner on the last
-``n_rows`` rows of the data asset, passed as one list (the runner starts a new
-interpreter per call, so windows must see all rows in one call), and checks:
+``n_rows`` rows of the data asset. The rows go in as one list, because the
+runner starts a new interpreter per call and windows must see all rows. Checks:
 
 - the states equal the registered model's own predictions on the same rows,
   window by window, and as many windows come back as the model predicts;
@@ -40,7 +40,7 @@ DEFAULT_WINDOWS = 20
 
 
 class ValidationFailed(Exception):
-    """A check failed; ``result`` holds the full validation result."""
+    """A check failed. ``result`` is the full validation result."""
 
     def __init__(self, message: str, result: dict):
         super().__init__(message)

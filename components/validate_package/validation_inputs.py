@@ -47,8 +47,8 @@ def read_package(package_dir: Path) -> tuple[dict, Path]:
     recorded = checksum_file.read_text(encoding="utf-8").split()[0]
     if actual != recorded or actual != info["edge_package_sha256"]:
         raise ValueError(
-            f"{edge_zip.name} has SHA-256 {actual}, but {checksum_file.name} says "
-            f"{recorded} and package.json says {info['edge_package_sha256']}. The "
+            f"{edge_zip.name} has SHA-256 {actual}, but {checksum_file.name} records "
+            f"{recorded} and package.json records {info['edge_package_sha256']}. The "
             "file changed after packaging; rebuild the package."
         )
     return info, edge_zip
@@ -133,7 +133,7 @@ def held_out_rows(
         )
     if len(frame) < n_rows:
         logger.warning(
-            "The data holds only %d rows; validating on all of them", len(frame)
+            "The data contains only %d rows; validating on all of them", len(frame)
         )
     return frame.tail(n_rows).reset_index(drop=True)
 

@@ -32,12 +32,13 @@ def plot_predictions(
             top.plot(times, frame[name], linewidth=0.6, label=name)
     top.set_ylabel("signal")
     top.legend(loc="upper right", fontsize="small")
-    bottom.step(times.iloc[ends], expected, where="post", label="model", linewidth=2)
+    # Each state is drawn over the rows of its window, up to the window's last row.
+    bottom.step(times.iloc[ends], expected, where="pre", label="model", linewidth=2)
     n_edge = min(len(edge), len(ends))
     bottom.step(
         times.iloc[ends[:n_edge]],
         edge[:n_edge],
-        where="post",
+        where="pre",
         label="edge package",
         linestyle="--",
     )
@@ -51,6 +52,7 @@ def plot_predictions(
             label="mismatch",
         )
     bottom.set_ylabel("state")
+    bottom.yaxis.get_major_locator().set_params(integer=True)
     bottom.legend(loc="upper right", fontsize="small")
     verdict = "passed" if result["passed"] else "FAILED"
     figure.suptitle(

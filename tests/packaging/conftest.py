@@ -30,8 +30,8 @@ MODEL_NAME = "state-identifier"
 ASSET_NAME = "state-identifier-data"
 
 # The components import their sibling modules by plain name, as they do when
-# Azure ML runs them from their folder; the model pickles its classes as
-# ``state_identifier.<class>``.
+# Azure ML runs them from their folder. The model pickles its classes as
+# ``state_identifier.<class>``, so that module is importable by name too.
 for folder in ("package_model", "validate_package", "register_package"):
     if str(COMPONENTS_DIR / folder) not in sys.path:
         sys.path.insert(0, str(COMPONENTS_DIR / folder))
@@ -166,16 +166,6 @@ def offline_wheels(monkeypatch, wheel_dir) -> Path:
     """Make the components read wheels from the cache only (no package index)."""
     monkeypatch.setenv("PLANT2EDGE_WHEELS", str(wheel_dir))
     return wheel_dir
-
-
-@pytest.fixture
-def isolated_tmp(tmp_path, monkeypatch) -> Path:
-    """Point TMPDIR (and tempfile) at an empty folder, to see what is left behind."""
-    folder = tmp_path / "system-tmp"
-    folder.mkdir()
-    monkeypatch.setenv("TMPDIR", str(folder))
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
 
 
 class Packaged:

@@ -92,9 +92,7 @@ def test_entrypoint_batch_returns_last_window_of_each_call(
     assert outputs[-1] is None  # the last 79 rows complete no window
 
 
-def test_entrypoint_one_batch_of_all_rows_returns_last_state(
-    entrypoint, rows, model_pipeline
-):
+def test_entrypoint_full_batch_returns_last_state(entrypoint, rows, model_pipeline):
     _, pipeline = model_pipeline
     expected = pipeline.predict(pd.DataFrame(rows)).tolist()
 

@@ -6,6 +6,8 @@ import json
 import uuid
 import zipfile
 
+import edge_pipeline
+import model_source
 import package_model
 import pytest
 import yaml
@@ -96,6 +98,33 @@ def test_package_model_keeps_mlflow_out_of_edge(package_v1):
         name.replace("-", "_") for name in info["requirements"]
     }
     assert info["footprint"]["model_and_code_bytes"] < 100_000
+
+
+@pytest.mark.slow
+def test_package_model_skips_online_vulnerability_lookup(package_v1):
+    report = (package_v1 / "reports/state-identifier_1_package_report.md").read_text()
+
+    assert "| scikit_learn | 1.9.1 | Can not be checked |" in report
+    assert "No known vulnerability" not in report
+
+
+def test_build_pipeline_declares_batch_input(model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SIMATICAI_TELEMETRY", "false")
+    source = model_source.read_model(MODEL_NAME, "1", model_dir)
+    pipeline = model_source.load_pipeline(source)
+    component_dir = tmp_path / "component"
+    config = edge_pipeline.stage_component(
+        source, pipeline, ["ph1", "ph2", "ph3"], component_dir
+    )
+    edge_pipeline.write_requirements(source, component_dir)
+
+    with edge_pipeline.sdk_environment(tmp_path / "tmp", None):
+        sdk_pipeline = edge_pipeline.build_pipeline(source, component_dir, config, True)
+        components = sdk_pipeline.get_pipeline_config()["dataFlowPipeline"][
+            "components"
+        ]
+
+    assert components[0]["batch"] == {"inputBatch": "Yes", "outputBatch": "No"}
 
 
 @pytest.mark.slow

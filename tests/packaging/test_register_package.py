@@ -10,7 +10,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import register_package
-from register_package import RegistrationRefused
+from register_package import RegistrationRejected
 
 MODEL_NAME = "state-identifier"
 EDGE_NAME = f"{MODEL_NAME}_edge"
@@ -86,7 +86,7 @@ def test_register_refuses_failed_validation(registry, tmp_path):
     validation = make_validation(tmp_path / "validation", package, passed=False)
 
     with pytest.raises(
-        RegistrationRefused,
+        RegistrationRejected,
         match=r"failed, so nothing was registered\. First problem: Window 3 \(payload "
         r"rows 900-1199\): expected state=1, got 2\. See ",
     ):
@@ -100,7 +100,7 @@ def test_register_refuses_package_changed_after_validation(registry, tmp_path):
     validation = make_validation(tmp_path / "validation", package)
     write_zip(package / f"edge/{MODEL_NAME}-edge_1.zip", "changed")
 
-    with pytest.raises(RegistrationRefused, match="package.json records"):
+    with pytest.raises(RegistrationRejected, match="package.json records"):
         register_package.register(package, validation, MODEL_NAME)
 
     assert edge_versions(registry) == []
@@ -111,7 +111,7 @@ def test_register_refuses_other_model_name(registry, tmp_path):
     validation = make_validation(tmp_path / "validation", package)
 
     with pytest.raises(
-        RegistrationRefused, match="built from model 'state-identifier'"
+        RegistrationRejected, match="built from model 'state-identifier'"
     ):
         register_package.register(package, validation, "other-model")
 
@@ -125,7 +125,7 @@ def test_register_refuses_invalid_package_version(registry, tmp_path):
     (package / "package.json").write_text(json.dumps(info))
     validation = make_validation(tmp_path / "validation", package)
 
-    with pytest.raises(RegistrationRefused, match=r"Invalid package version '1\.a'"):
+    with pytest.raises(RegistrationRejected, match=r"Invalid package version '1\.a'"):
         register_package.register(package, validation, MODEL_NAME)
 
     assert edge_versions(registry) == []
@@ -202,7 +202,7 @@ def test_register_refuses_already_registered_version(registry, tmp_path):
         package, make_validation(tmp_path / "validation", package), MODEL_NAME
     )
 
-    with pytest.raises(RegistrationRefused, match="version 2 is already registered"):
+    with pytest.raises(RegistrationRejected, match="version 2 is already registered"):
         register_package.register(package, tmp_path / "validation", MODEL_NAME)
 
     assert edge_versions(registry) == ["2"]
@@ -215,7 +215,7 @@ def test_register_refuses_version_below_latest(registry, tmp_path):
     )
     older = make_package(tmp_path / "package-2", "2")
 
-    with pytest.raises(RegistrationRefused, match=r"already has later versions \[3\]"):
+    with pytest.raises(RegistrationRejected, match=r"already has later versions \[3\]"):
         register_package.register(
             older, make_validation(tmp_path / "validation-2", older), MODEL_NAME
         )

@@ -116,7 +116,7 @@ def test_validate_package_rejects_tampered_entrypoint(package_v1, packaged, tmp_
     with (
         packaged.activate(),
         pytest.raises(
-            register_package.RegistrationRefused,
+            register_package.RegistrationRejected,
             match="failed, so nothing was registered. First problem: Window 0",
         ),
     ):
@@ -166,6 +166,15 @@ def test_held_out_rows_takes_last_rows(asset_folder, sample_frame):
 def test_held_out_rows_rejects_too_few_rows(asset_folder):
     with pytest.raises(ValueError, match=r"n_rows=100 is fewer than one window \(300"):
         validation_inputs.held_out_rows(asset_folder, 100, ["ph1"], 300)
+
+
+def test_batches_group_rows_by_step():
+    rows = [{"ph1": float(i)} for i in range(7)]
+
+    batches = validation_inputs.batches(rows, 3)
+
+    assert [len(batch) for batch in batches] == [3, 3, 1]
+    assert batches[2][0] == {"ph1": 6.0}
 
 
 def test_read_package_rejects_changed_zip(tmp_path):

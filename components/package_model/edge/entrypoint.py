@@ -9,10 +9,10 @@ completes a window (for a batch: the last window it completes) and ``None``
 otherwise.
 
 Per row the streaming path only stores the dict in a preallocated list. At a
-window boundary the rows are converted to one float64 array, the window
-features are computed by the model's own first pipeline stage and the state is
-predicted from the fitted parameters with plain numpy when the remaining stages
-are known (StandardScaler, MinMaxScaler, KMeans), or by scikit-learn otherwise.
+window boundary the rows are converted to one float64 array, and the model's
+own first pipeline stage computes the window features. The state comes from
+the fitted parameters in plain numpy when the remaining stages are known
+(StandardScaler, MinMaxScaler, KMeans), and from scikit-learn otherwise.
 
 The files beside this module: ``edge_config.json`` (written by the packaging
 step), the pickled scikit-learn Pipeline and the model's code modules.
@@ -69,9 +69,9 @@ class FastPredictor:
 
     @staticmethod
     def supports(stages: list) -> bool:
-        # Subclasses count too (the state identifier's StateKMeans only casts the
-        # labels to int64); a subclass that predicts differently is caught by the
-        # validation step, which compares the package with the model's predict.
+        # Subclasses count too, because the state identifier's StateKMeans only
+        # casts the labels to int64. The validation step compares the package with
+        # the model's own predict, so a subclass that predicts otherwise fails there.
         kinds = {cls.__name__ for cls in type(stages[-1]).__mro__}
         if not kinds & {"KMeans", "MiniBatchKMeans"}:
             return False
