@@ -28,6 +28,7 @@ from edge_requirements import (
     TARGET_PYTHON,
     edge_requirements,
     requirements_text,
+    warn_about_training_versions,
 )
 from model_source import ModelSource
 from simaticai import deployment
@@ -116,6 +117,7 @@ def stage_component(
 
 def write_requirements(source: ModelSource, dest: Path) -> dict[str, str]:
     pins = edge_requirements(source.code_modules())
+    warn_about_training_versions(pins, source.path / "requirements.txt")
     (dest / "requirements.txt").write_text(requirements_text(pins), encoding="utf-8")
     return pins
 

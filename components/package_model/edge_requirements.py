@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import ast
 import logging
+import re
 import sys
 from importlib import metadata
 from pathlib import Path
-
-from packaging.markers import default_environment
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
 logger = logging.getLogger(__name__)
 
@@ -26,20 +23,16 @@ logger = logging.getLogger(__name__)
 # interpreter.
 SUPPORTED_PYTHON = ("3.11", "3.12")
 TARGET_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
-TARGET_MARKERS = {
-    **default_environment(),
-    "python_version": TARGET_PYTHON,
-    "python_full_version": f"{TARGET_PYTHON}.0",
-    "sys_platform": "linux",
-    "platform_system": "Linux",
-    "platform_machine": "x86_64",
-    "os_name": "posix",
-    "implementation_name": "cpython",
-    "platform_python_implementation": "CPython",
-}
+# The distribution name at the start of a requirement string (PEP 508).
+REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
 # Packages that must never reach the edge package, even when a code module
 # imports them: the edge runtime loads the pickle without the MLflow client.
-EXCLUDED = {canonicalize_name(name) for name in ("mlflow", "mlflow-skinny")}
+EXCLUDED = {"mlflow", "mlflow-skinny"}
+
+
+def canonicalize_name(name: str) -> str:
+    """Return the normalized distribution name (PEP 503): lower case, runs of -_. as -."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def imported_distributions(module_paths: list[Path]) -> set[str]:
@@ -78,9 +71,10 @@ def _top_level_imports(path: Path) -> set[str]:
 def pinned_closure(roots: set[str]) -> dict[str, str]:
     """Return ``{distribution: installed version}`` for ``roots`` and their dependencies.
 
-    Dependencies are followed as declared in the installed metadata, with
-    environment markers evaluated for the edge target (Linux x86_64, Python 3.11)
-    and without extras.
+    Dependencies are followed as declared in the installed metadata, without
+    extras. A dependency that is not installed is one whose environment marker
+    excluded it here, which matches the edge target as long as this environment
+    runs Linux x86_64 with the target's Python version (TARGET_PYTHON).
     """
     pins: dict[str, str] = {}
     pending = sorted(canonicalize_name(name) for name in roots)
@@ -101,12 +95,26 @@ def pinned_closure(roots: set[str]) -> dict[str, str]:
                 "so its version cannot be pinned. Install it in this environment."
             ) from exc
         for line in metadata.requires(name) or []:
-            requirement = Requirement(line)
-            marker_env = {**TARGET_MARKERS, "extra": ""}
-            if requirement.marker and not requirement.marker.evaluate(marker_env):
-                continue
-            pending.append(canonicalize_name(requirement.name))
+            dependency = _required_distribution(line)
+            if dependency is not None:
+                pending.append(dependency)
     return dict(sorted(pins.items()))
+
+
+def _required_distribution(line: str) -> str | None:
+    """Return the distribution a requirement line needs here, or None if it needs none."""
+    requirement, _, marker = line.partition(";")
+    if re.search(r"\bextra\s*==", marker):
+        return None
+    match = REQUIREMENT_NAME.match(requirement)
+    if match is None:
+        raise ValueError(f"Cannot read the requirement {line!r} in installed metadata.")
+    name = canonicalize_name(match.group(1))
+    try:
+        metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+    return name
 
 
 def edge_requirements(code_modules: list[Path], extra: tuple[str, ...] = ()) -> dict:
@@ -122,6 +130,27 @@ def edge_requirements(code_modules: list[Path], extra: tuple[str, ...] = ()) -> 
         ", ".join(f"{name}=={version}" for name, version in pins.items()),
     )
     return pins
+
+
+def warn_about_training_versions(
+    pins: dict[str, str], model_requirements: Path
+) -> None:
+    """Log each pin that differs from the version the model's requirements.txt records."""
+    if not model_requirements.is_file():
+        return
+    for line in model_requirements.read_text(encoding="utf-8").splitlines():
+        name, separator, version = line.split("#", 1)[0].strip().partition("==")
+        name = canonicalize_name(name.strip())
+        if separator and name in pins and pins[name] != version.strip():
+            logger.warning(
+                "The model was saved with %s==%s, but this environment has %s==%s, "
+                "which the edge package pins. Package the model in an environment "
+                "built from the training pins to get the training version.",
+                name,
+                version.strip(),
+                name,
+                pins[name],
+            )
 
 
 def requirements_text(pins: dict[str, str]) -> str:

@@ -124,3 +124,16 @@ def test_edge_requirements_reject_unknown_import(tmp_path):
         ValueError, match="'not_installed_anywhere'.*no installed distribution"
     ):
         edge_requirements.edge_requirements([module])
+
+
+def test_edge_requirements_warn_about_training_versions(tmp_path, caplog):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("numpy==0.0.1\nscikit-learn==1.9.1\nmlflow==3.17.2\n")
+
+    edge_requirements.warn_about_training_versions(
+        {"numpy": "2.4.6", "scikit-learn": "1.9.1"}, requirements
+    )
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "saved with numpy==0.0.1, but this environment has numpy==2.4.6" in warnings[0]
