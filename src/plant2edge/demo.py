@@ -31,6 +31,8 @@ PUBLIC_SAMPLE_URL = (
     "state-identifier/si-sample.parquet"
 )
 DOWNLOAD_TIMEOUT_S = 60
+DEMO_DEVICE_ID = "ai-model-manager-demo"
+DEMO_ENVIRONMENT = "dev"
 
 
 class DemoError(RuntimeError):
@@ -169,13 +171,62 @@ def _format_metrics(metrics: dict) -> str:
 
 
 def _packaging_summary(result) -> list[str]:
-    # Filled in with the packaging pipeline's output layout.
-    return []
+    package_dir = result.outputs["package"]
+    package = read_json(package_dir, "package.json")
+    validation = read_json(result.outputs["validation"], "validation.json")
+    edge_zip = package_dir / package["edge_package"]
+    size_mb = edge_zip.stat().st_size / 1e6
+    verdict = "passed" if validation["passed"] else "FAILED"
+    version = package["package_version"]
+    checked = f"{validation['n_outputs']} states of {validation['n_windows']} windows"
+    report = result.outputs["validation"] / "report.html"
+    return [
+        f"  {'edge package':<22} {edge_zip}",
+        f"  {'edge package size':<22} {size_mb:.1f} MB",
+        f"  {'edge package version':<22} {version} (id {package['package_id']})",
+        f"  {'validation':<22} {verdict}: {checked} equal the model's predictions",
+        f"  {'validation report':<22} {report}",
+    ]
 
 
 def _deliver(number: int, total: int, model_name: str) -> list[str]:
-    # Filled in with the delivery pipeline and the local stack.
-    return []
+    """Start the local stand-ins, approve the package and deliver it."""
+    import mlflow
+
+    from plant2edge.approve import approve
+    from plant2edge.localstack import start_stack
+
+    package_name = f"{model_name}_edge"
+    client = mlflow.MlflowClient(settings.tracking_uri(), settings.registry_uri())
+    version, _ = approve(client, package_name, "latest", DEMO_ENVIRONMENT, "demo")
+    logger.info(
+        "Approved %s version %s for %s", package_name, version, DEMO_ENVIRONMENT
+    )
+
+    with start_stack(settings.home() / "localstack") as stack:
+        connection_file = stack.provision_device(DEMO_DEVICE_ID, force=True)
+        device = stack.start_device(connection_file)
+        logger.info("Simulated AI Model Manager %s is listening", DEMO_DEVICE_ID)
+        result = run_stage(
+            number,
+            total,
+            "delivery",
+            {
+                "inputs.transport": "mqtt",
+                "inputs.package_name": package_name,
+                "inputs.package_version": version,
+                "inputs.environment": DEMO_ENVIRONMENT,
+                "inputs.device_id": DEMO_DEVICE_ID,
+            },
+        )
+        device.stop()
+    report = read_json(result.outputs["delivery_report"], "report.json")
+    state = (
+        f"{report['final_state']} on {report['device_id']} in {report['seconds']} s "
+        f"(delivery {report['delivery_id']})"
+    )
+    report_path = result.outputs["delivery_report"] / "report.md"
+    return [f"  {'delivery':<22} {state}", f"  {'delivery report':<22} {report_path}"]
 
 
 def main(argv: list[str] | None = None) -> int:
