@@ -87,7 +87,14 @@ def create_run_dir(spec: PipelineSpec, run_dir: str | Path | None) -> Path:
                 f"Run folder {folder} already exists and is not empty. Give a new "
                 "folder with --run-dir, or leave it out for a fresh one."
             )
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PipelineError(
+            f"Cannot create the run folder under {folder.parent}: {exc.strerror}. "
+            f"Set {settings.HOME_ENV} to a writable folder, or give one with "
+            "--run-dir."
+        ) from exc
     return folder
 
 
