@@ -206,15 +206,6 @@ def _publish(built: Path, output_dir: Path) -> None:
         os.replace(entry, target)
 
 
-def read_package_info(package_dir: Path) -> dict:
-    path = Path(package_dir) / PACKAGE_JSON
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: {package_dir} is not the output of package_model."
-        )
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-name", required=True, help="registered model name")

@@ -10,6 +10,7 @@ removed afterwards.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -21,8 +22,40 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 
+RUNNER_LOGGER = "simaticai.testing.pipeline_runner"
+OUTPUT_TAIL_LINES = 40
+
+
 class EdgeRunError(RuntimeError):
     """The edge package could not be installed or its component failed."""
+
+
+class _RunnerOutput(logging.Handler):
+    """Keep the last lines the runner logs, which include the component's output."""
+
+    def __init__(self):
+        super().__init__(level=logging.INFO)
+        self.lines: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def captured_runner_output():
+    """Collect the runner's INFO lines instead of printing them; yield the handler."""
+    runner_logger = logging.getLogger(RUNNER_LOGGER)
+    saved = runner_logger.level, runner_logger.propagate
+    handler = _RunnerOutput()
+    runner_logger.addHandler(handler)
+    runner_logger.setLevel(logging.INFO)
+    runner_logger.propagate = False
+    try:
+        yield handler
+    finally:
+        runner_logger.removeHandler(handler)
+        runner_logger.setLevel(saved[0])
+        runner_logger.propagate = saved[1]
 
 
 @contextlib.contextmanager
@@ -80,21 +113,32 @@ def run_edge_package(
             package_copy = work / edge_zip.name
             shutil.copy(edge_zip, package_copy)
             try:
-                with LocalPipelineRunner(package_copy, path=work / "run") as runner:
+                with (
+                    captured_runner_output() as output,
+                    LocalPipelineRunner(package_copy, path=work / "run") as runner,
+                ):
                     outputs = runner.run_pipeline(payload)
             except (RuntimeError, AssertionError) as exc:
-                hint = ""
-                if wheel_dir is not None:
-                    hint = (
-                        f" pip read wheels only from {wheel_dir}; if a wheel is "
-                        "missing there, run scripts/fetch-wheels.py."
-                    )
-                raise EdgeRunError(
-                    f"The edge package failed to run: {exc}{hint}"
-                ) from exc
+                raise EdgeRunError(_failure_message(exc, output, wheel_dir)) from exc
             reports = sorted(work.glob("*_execution_report*.md"))
             if keep_report is not None and reports:
                 shutil.copy(reports[-1], keep_report)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return outputs or [], time.perf_counter() - started
+
+
+def _failure_message(exc: Exception, output: _RunnerOutput, wheel_dir) -> str:
+    # The runner's message points into its working folder, which is deleted.
+    summary = str(exc).split("You can check the test results")[0].strip()
+    hint = ""
+    if wheel_dir is not None:
+        hint = (
+            f" pip read wheels only from {wheel_dir}; if a wheel is missing there, "
+            "run scripts/fetch-wheels.py."
+        )
+    tail = "\n".join(output.lines)
+    return (
+        f"The edge package failed to run: {summary}{hint}\n"
+        f"Last {len(output.lines)} lines of the runner and the component:\n{tail}"
+    )

@@ -136,4 +136,6 @@ def test_edge_requirements_warn_about_training_versions(tmp_path, caplog):
 
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1
-    assert "saved with numpy==0.0.1, but this environment has numpy==2.4.6" in warnings[0]
+    assert (
+        "saved with numpy==0.0.1, but this environment has numpy==2.4.6" in warnings[0]
+    )

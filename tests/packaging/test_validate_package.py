@@ -8,6 +8,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import edge_run
 import output_checks
 import pandas as pd
 import pytest
@@ -121,6 +122,32 @@ def test_validate_package_rejects_tampered_entrypoint(package_v1, packaged, tmp_
         ),
     ):
         register_package.register(tampered, out, MODEL_NAME)
+
+
+@pytest.mark.slow
+def test_validate_package_reports_component_error(package_v1, packaged, tmp_path):
+    broken = shutil.copytree(package_v1, tmp_path / "package")
+    rewrite_entrypoint(
+        broken,
+        lambda source: source.replace(
+            "if data.__class__ is list:", "if 1 / 0 or data.__class__ is list:"
+        ),
+    )
+
+    with packaged.activate(), pytest.raises(edge_run.EdgeRunError) as failed:
+        validate_package.validate(
+            broken,
+            MODEL_NAME,
+            "1",
+            packaged.asset_folder,
+            tmp_path / "validation",
+            wheel_dir=packaged.wheel_dir,
+        )
+
+    message = str(failed.value)
+    assert "There was an error while running component 'state_identifier'" in message
+    assert "ZeroDivisionError: division by zero" in message
+    assert "You can check the test results" not in message
 
 
 @pytest.mark.slow

@@ -188,8 +188,8 @@ def update_parameters(params: dict) -> None:
     """Apply the window step pipeline parameter.
 
     A new step restarts the windowing: buffered rows are dropped and the next
-    window starts with the next row, so that every window keeps the step it was
-    trained with apart from its neighbours.
+    window starts with the next row, so that all windows after the change start
+    the new step apart.
     """
     global _step, _rows, _count, _tail, _skip, _boundary
     if STEP_PARAMETER not in params:
