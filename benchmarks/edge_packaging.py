@@ -8,7 +8,7 @@ throwaway MLflow store and times, in this process:
   AI SDK's local pipeline runner (which builds its virtual environment);
 - warm: the same build and validation again with the filled wheel folder.
 
-    .venv/bin/python benchmarks/packaging.py [--warm-only]
+    .venv/bin/python benchmarks/edge_packaging.py [--warm-only]
 
 ``--warm-only`` uses the checkout's wheel cache instead of downloading into
 an empty folder. Prints a table of seconds per phase.
@@ -16,21 +16,15 @@ an empty folder. Prints a table of seconds per phase.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# This file has the name of the "packaging" distribution that pip, MLflow and
-# simaticai import; without its folder on the import path they find theirs.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
 import argparse
 import contextlib
 import importlib.util
 import os
 import platform
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import mlflow
 import pandas as pd
