@@ -191,6 +191,9 @@ def create_numbered_version(
     included). When earlier model versions were never packaged, the assigned
     number is too low: that version is deleted again, which uses up its number,
     until the registry assigns ``version``.
+
+    NOTE: measured with MLflow's SQLite store only; whether an Azure ML
+    workspace registry also keeps the numbers of deleted versions is untested.
     """
     for _ in range(version):
         created = client.create_model_version(edge_name, **kwargs)
