@@ -10,7 +10,7 @@ ARGS ?=
 
 export PATH := $(CURDIR)/.tools/node_modules/.bin:$(PATH)
 
-.PHONY: help venv tools test demo validate register submit bench lint clean
+.PHONY: help venv tools wheels test demo validate register submit bench lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -30,10 +30,13 @@ tools: .tools/.installed ## install Mosquitto and Azurite for the local stack
 	bash scripts/install-tools.sh .tools
 	touch $@
 
+wheels: venv ## download the edge package's wheels once, for offline packaging
+	$(BIN)/python scripts/fetch-wheels.py
+
 test: venv tools ## run the test suite offline
 	$(BIN)/python -m pytest $(ARGS)
 
-demo: venv tools ## run every pipeline locally on DATA (a URL or a local file)
+demo: venv tools wheels ## run every pipeline locally on DATA (a URL or a local file)
 	$(BIN)/plant2edge demo --data "$(DATA)" $(ARGS)
 
 validate: venv ## check every component and pipeline YAML offline
@@ -42,11 +45,14 @@ validate: venv ## check every component and pipeline YAML offline
 register: venv ## create or update environments and components in the workspace
 	$(BIN)/plant2edge workspace register $(ARGS)
 
-submit: venv ## submit pipelines/$(PIPELINE).yaml to the workspace
+submit: venv ## submit pipelines/$(PIPELINE).yaml; overrides go in ARGS="--set inputs.x=v"
 	$(BIN)/plant2edge workspace submit --pipeline $(PIPELINE) $(ARGS)
 
-bench: venv tools ## time each step and write docs/benchmarks.md
-	$(BIN)/python benchmarks/run.py $(ARGS)
+bench: venv tools wheels ## print the figures recorded in docs/benchmarks.md
+	$(BIN)/python benchmarks/pipelines.py
+	$(BIN)/python benchmarks/edge_inference.py
+	$(BIN)/python benchmarks/edge_packaging.py
+	$(BIN)/python benchmarks/delivery.py
 
 lint: venv ## check style with ruff
 	$(BIN)/ruff check src tests components benchmarks
