@@ -64,7 +64,7 @@ def small_frame(sample_parquet) -> pd.DataFrame:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Serve ``/ok/<name>`` from the server's ``files`` and ``/status/<code>/...``."""
+    """Serve ``/ok/<name>`` from ``files``, ``/short/<name>`` cut in half, ``/status/<code>``."""
 
     def log_message(self, format, *args):
         pass

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow import MlflowClient
+
 from plant2edge import runner, settings
+from plant2edge.local.errors import PipelineError
+from plant2edge.local.tracking import Tracking
 
 ECHO_PIPELINE = """\
 inputs:
@@ -31,3 +40,48 @@ def test_runner_rejects_home_that_is_a_file(
     assert f"Cannot create the run folder under {home / 'runs'}" in err
     assert "PLANT2EDGE_HOME" in err
     assert home.read_text() == "not a folder"
+
+
+def test_tracking_creates_store_once_concurrently(p2e_home):
+    # Each process opens the not yet existing SQLite store at the same moment,
+    # as two `plant2edge run` started together on a new home do.
+    script = (
+        "import sys, time\n"
+        "from plant2edge.local.tracking import Tracking\n"
+        "while time.time() < float(sys.argv[1]):\n"
+        "    time.sleep(0.001)\n"
+        "Tracking().ensure_experiment('race')\n"
+    )
+    start_at = str(time.time() + 4)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, start_at],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    results = [
+        (process.wait(timeout=120), process.stderr.read()) for process in processes
+    ]
+    for process in processes:
+        process.stdout.close()
+        process.stderr.close()
+
+    for code, err in results:
+        assert code == 0, err
+    client = MlflowClient(f"sqlite:///{p2e_home / 'mlflow.db'}")
+    assert [e.name for e in client.search_experiments()].count("race") == 1
+
+
+def test_tracking_reports_unopenable_store(p2e_home, monkeypatch):
+    blocker = p2e_home / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{blocker}/mlflow.db")
+
+    with pytest.raises(PipelineError, match="Cannot open the MLflow store") as info:
+        Tracking()
+
+    assert "Not a directory" in str(info.value)
+    assert "MLFLOW_TRACKING_URI" in str(info.value)

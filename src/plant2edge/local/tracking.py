@@ -7,6 +7,7 @@ to its step's run through ``MLFLOW_RUN_ID``.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import re
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from sqlalchemy.exc import SQLAlchemyError
 
 from plant2edge import settings
 from plant2edge.local.errors import InputResolutionError, PipelineError
@@ -32,11 +34,37 @@ class Tracking:
         self.registry_uri = settings.registry_uri()
         if self.tracking_uri.startswith("sqlite:"):
             settings.home().mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(self.tracking_uri, self.registry_uri)
+        if self.is_local_sqlite:
+            self.client = self._open_sqlite_store()
+        else:
+            self.client = MlflowClient(self.tracking_uri, self.registry_uri)
 
     @property
     def is_local_sqlite(self) -> bool:
         return self.tracking_uri.startswith("sqlite:")
+
+    def _open_sqlite_store(self) -> MlflowClient:
+        """Return a client of the SQLite store, creating its tables one process at a time.
+
+        MLflow (checked with 3.15) creates the tables on first use without a
+        lock, so two runs starting together on a new store break each other's
+        migrations. The lock file sits beside the database file.
+        """
+        database = Path(self.tracking_uri.removeprefix("sqlite:///"))
+        try:
+            with open(database.with_name(database.name + ".lock"), "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                client = MlflowClient(self.tracking_uri, self.registry_uri)
+                client.search_registered_models(max_results=1)
+                return client
+        except (MlflowException, SQLAlchemyError, OSError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            reason = str(getattr(exc, "orig", None) or reason).splitlines()[0]
+            raise PipelineError(
+                f"Cannot open the MLflow store {redact_url(self.tracking_uri)}: "
+                f"{reason}. Set {settings.HOME_ENV} to a writable folder, or "
+                "MLFLOW_TRACKING_URI to a store you can write to."
+            ) from exc
 
     def ensure_experiment(self, name: str) -> str:
         """Return the id of experiment ``name``, creating it when missing."""
