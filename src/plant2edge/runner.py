@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print(
-            "plant2edge run: interrupted; the running step was stopped.",
+            "plant2edge run: interrupted; the run was canceled and its running "
+            "step, if any, stopped.",
             file=sys.stderr,
         )
         return 130

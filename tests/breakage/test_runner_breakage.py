@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -85,3 +86,49 @@ def test_tracking_reports_unopenable_store(p2e_home, monkeypatch):
 
     assert "Not a directory" in str(info.value)
     assert "MLFLOW_TRACKING_URI" in str(info.value)
+
+
+class _InterruptedResponse:
+    """A 200 response whose body stops with Ctrl-C after the first chunk."""
+
+    status_code = 200
+    reason = "OK"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    def iter_content(self, chunk_size):
+        yield b"PAR1"
+        raise KeyboardInterrupt
+
+
+def test_runner_cancels_run_interrupted_in_download(
+    p2e_home, monkeypatch, write_pipeline
+):
+    monkeypatch.setattr(
+        "plant2edge.local.inputs.requests.get",
+        lambda *args, **kwargs: _InterruptedResponse(),
+    )
+    pipeline = write_pipeline(
+        ECHO_PIPELINE.replace(
+            "  text: hello\n",
+            "  text: hello\n  data:\n    type: uri_file\n"
+            "    path: http://127.0.0.1:9/data.parquet\n",
+        ).replace(
+            "      text: ${{parent.inputs.text}}\n",
+            "      text: ${{parent.inputs.text}}\n      file: ${{parent.inputs.data}}\n",
+        )
+    )
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_pipeline(pipeline, stream_logs=False)
+
+    (run_dir,) = (p2e_home / "runs").iterdir()
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "Canceled"
+    assert record["error"] == "Interrupted by the user."
+    assert record["steps"]["echo"]["status"] == "Canceled"
+    assert list(run_dir.rglob("*.part")) == []

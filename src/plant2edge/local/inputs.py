@@ -155,6 +155,9 @@ def download(url: str, target: Path) -> None:
             f"Download of {display_url} failed: {type(exc).__name__}. Check the URL "
             "and the network, or download the file and give its local path."
         ) from exc
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     os.replace(partial, target)
     size_mb = target.stat().st_size / 1e6
     logger.info(

@@ -73,6 +73,9 @@ class PipelineRun:
             error = InputResolutionError(redact_url(f"MLflow request failed: {exc}"))
             self._finish(FAILED, error=str(error))
             raise error from exc
+        except KeyboardInterrupt:
+            self._finish(CANCELED, error="Interrupted by the user.")
+            raise
         try:
             self._run_steps()
             if self.result.failed_step is None:
