@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ import pytest
 from mlflow import MlflowClient
 
 from plant2edge import runner, settings
+from plant2edge.local.command import CommandRenderError, check_shell_text
 from plant2edge.local.errors import PipelineError
 from plant2edge.local.tracking import Tracking
 
@@ -132,3 +134,58 @@ def test_runner_cancels_run_interrupted_in_download(
     assert record["error"] == "Interrupted by the user."
     assert record["steps"]["echo"]["status"] == "Canceled"
     assert list(run_dir.rglob("*.part")) == []
+
+
+SAS_URL = "http://127.0.0.1:9/c/b.parquet?sv=2022-11-02&sp=r&sig=SECRET"
+
+
+def test_runner_rejects_unquoted_ampersand_in_string_input(p2e_home, write_pipeline):
+    pipeline = write_pipeline(ECHO_PIPELINE)
+
+    with pytest.raises(runner.PipelineSpecError, match="inputs.text") as info:
+        runner.run_pipeline(pipeline, {"inputs.text": SAS_URL}, stream_logs=False)
+
+    message = str(info.value)
+    assert "Step 'echo'" in message
+    assert "'&'" in message
+    assert "'${{inputs.text}}'" in message
+    assert "sig=SECRET" not in message
+    assert not (p2e_home / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "character"),
+    [("a;b", ";"), ("$(id)", "$"), ("x|y", "|"), ("#note", "#"), ("(v2)", "(")],
+)
+def test_command_rejects_shell_characters_outside_quotes(text, character):
+    command = "python x.py --text ${{inputs.text}}"
+
+    with pytest.raises(CommandRenderError, match=re.escape(repr(character))):
+        check_shell_text(command, {"text": text})
+
+
+def test_command_accepts_shell_characters_inside_single_quotes():
+    command = "python x.py $[[--text '${{inputs.text}}']] --n ${{inputs.n}}"
+
+    check_shell_text(command, {"text": SAS_URL + " (v2); $HOME", "n": 3})
+
+    with pytest.raises(CommandRenderError, match="single quote"):
+        check_shell_text(command, {"text": "it's", "n": 3})
+
+
+def test_runner_passes_quoted_sas_url_unchanged(p2e_home, write_pipeline):
+    pipeline = write_pipeline(
+        ECHO_PIPELINE.replace(
+            "      text: ${{parent.inputs.text}}\n",
+            f"      text: ${{{{parent.inputs.text}}}}\n      quoted_text: {SAS_URL}\n",
+        )
+    )
+
+    result = runner.run_pipeline(pipeline, stream_logs=False)
+
+    assert result.status == "Completed"
+    argv = json.loads((result.steps["echo"].outputs["out"] / "argv.json").read_text())
+    assert argv[argv.index("--quoted-text") + 1] == SAS_URL
+    command_sh = (result.run_dir / "echo" / "command.sh").read_text()
+    assert "sig=SECRET" not in command_sh
+    assert "sig=SECRET" not in (result.run_dir / "run.json").read_text()

@@ -400,13 +400,12 @@ def _check_values(step: StepSpec, pipeline_inputs: dict) -> None:
 
 
 def _check_command(step: StepSpec, pipeline_inputs: dict) -> None:
-    values = {
-        name: None if value is None else "value"
-        for name, value in input_values(step, pipeline_inputs).items()
-    }
+    given = input_values(step, pipeline_inputs)
+    values = {name: None if value is None else "value" for name, value in given.items()}
     outputs = dict.fromkeys(step.component.outputs, "path")
     try:
         command_text.render(step.component.command, values, outputs)
+        command_text.check_shell_text(step.component.command, given)
     except command_text.CommandRenderError as exc:
         raise PipelineSpecError(
             f"Step {step.name!r} (component {step.component.source}): {exc}"
