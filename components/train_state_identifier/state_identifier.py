@@ -9,8 +9,8 @@ raw rows into one feature row per complete window. The edge runtime calls
 returns exactly the numbers that ``batch_window_features`` returns for the same
 window in a batch.
 
-This module needs only numpy, pandas and scikit-learn, so that it can be loaded
-beside the pickled model without MLflow.
+This module needs only numpy and scikit-learn, so that it can be loaded beside
+the pickled model without MLflow or pandas, as on the edge device.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.cluster import KMeans
 
@@ -184,7 +183,9 @@ class WindowFeatures(TransformerMixin, BaseEstimator):
     def signal_values(self, X) -> np.ndarray:
         """Return the signal columns of ``X`` as float64, rejecting missing values."""
         columns = list(self.signal_columns)
-        if isinstance(X, pd.DataFrame):
+        # Duck typing keeps pandas out of the edge package, which loads this
+        # module but passes numpy arrays.
+        if hasattr(X, "columns") and hasattr(X, "to_numpy"):
             missing = [column for column in columns if column not in X.columns]
             if missing:
                 raise ValueError(

@@ -96,12 +96,13 @@ def test_load_pipeline_rejects_metadata_disagreeing_with_stage(model_dir, tmp_pa
         model_source.load_pipeline(source)
 
 
-def test_edge_requirements_pin_closure_without_mlflow(model_dir):
+def test_edge_requirements_pin_closure_without_mlflow_or_pandas(model_dir):
     source = model_source.read_model(MODEL_NAME, "1", model_dir)
 
     pins = edge_requirements.edge_requirements(source.code_modules())
 
-    assert {"scikit-learn", "numpy", "scipy", "pandas", "joblib"} <= set(pins)
+    assert {"scikit-learn", "numpy", "scipy", "joblib"} <= set(pins)
+    assert "pandas" not in pins
     assert not any(name.startswith("mlflow") for name in pins)
     assert all(version[0].isdigit() for version in pins.values())
 
