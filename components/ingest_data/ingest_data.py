@@ -39,31 +39,44 @@ def is_url(text: str) -> bool:
     return urllib.parse.urlsplit(text).scheme in ("http", "https")
 
 
+def display_url(url: str) -> str:
+    """Return ``url`` without user info and query, where SAS tokens and keys go."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    query = "?<redacted>" if parts.query else ""
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", "")) + query
+
+
 def download(url: str, folder: Path) -> Path:
     """Download ``url`` into ``folder`` and return the local file path."""
     name = Path(urllib.parse.urlsplit(url).path).name or "download"
     target = folder / name
-    logger.info("Downloading %s", url)
+    shown = display_url(url)
+    logger.info("Downloading %s", shown)
+    partial = folder / f".{name}.{uuid.uuid4().hex}.part"
     try:
         with requests.get(
             url, stream=True, timeout=DOWNLOAD_TIMEOUT_SECONDS
         ) as response:
             if response.status_code >= 400:
                 raise IngestError(
-                    f"Download of {url} failed: HTTP {response.status_code} "
+                    f"Download of {shown} failed: HTTP {response.status_code} "
                     f"{response.reason}. Check that the URL is right and publicly "
                     "readable, or download the file and pass its local path as "
                     "raw_data."
                 )
-            partial = folder / f".{name}.{uuid.uuid4().hex}.part"
             with open(partial, "wb") as handle:
                 handle.writelines(response.iter_content(DOWNLOAD_CHUNK_BYTES))
             os.replace(partial, target)
     except requests.RequestException as exc:
+        # The exception's text repeats the URL, query string included.
         raise IngestError(
-            f"Download of {url} failed: {exc}. Check the network connection and the "
-            "URL, or download the file and pass its local path as raw_data."
+            f"Download of {shown} failed: {type(exc).__name__}. Check the network "
+            "connection and the URL, or download the file and pass its local path "
+            "as raw_data."
         ) from exc
+    finally:
+        partial.unlink(missing_ok=True)
     logger.info("Downloaded %d bytes to %s", target.stat().st_size, target)
     return target
 
@@ -194,13 +207,14 @@ def ingest(source: str, output_dir: Path, timestamp_column: str = "DateTime") ->
 def choose_source(raw_data: str | None, source_url: str | None) -> str:
     if raw_data and source_url:
         raise IngestError(
-            f"Both raw_data ({raw_data}) and source_url ({source_url}) are set. "
-            "Set only one of them."
+            f"Both raw_data ({display_url(raw_data)}) and source_url "
+            f"({display_url(source_url)}) are set. Set only one of them."
         )
     if source_url:
         if not is_url(source_url):
             raise IngestError(
-                f"source_url {source_url!r} is not an http or https URL. Pass a URL "
+                f"source_url {display_url(source_url)!r} is not an http or https "
+                "URL. Pass a URL "
                 "such as https://host/path/file.parquet, or use raw_data for a file."
             )
         return source_url

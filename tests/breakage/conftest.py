@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -11,9 +9,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from plant2edge import settings
-
-COMPONENTS_DIR = settings.repo_root() / "components"
 FIXTURE_COMPONENTS = Path(__file__).parent / "fixtures" / "components"
 
 PIPELINE_HEADER = """\
@@ -22,26 +17,6 @@ type: pipeline
 settings:
   default_compute: azureml:cpu-cluster
 """
-
-
-def load_script(stage: str, script: str | None = None):
-    """Import components/<stage>/<script>.py under a name unique to this folder.
-
-    The component folder goes on sys.path, as it is when the step runs, so that
-    the script can import the other modules of its folder.
-    """
-    script = script or stage
-    module_name = f"p2e_breakage_{script}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    folder = COMPONENTS_DIR / stage
-    if str(folder) not in sys.path:
-        sys.path.append(str(folder))
-    spec = importlib.util.spec_from_file_location(module_name, folder / f"{script}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture

@@ -1,0 +1,67 @@
+"""Bad data and bad sources given to the data asset components."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+from breakage_helpers import load_script
+
+ingest_data = load_script("ingest_data")
+
+SIGNATURE = "sig=SECRET"
+
+
+def sas_query() -> str:
+    return f"sv=2022-11-02&sp=r&se=2030-01-01T00%3A00%3A00Z&{SIGNATURE}"
+
+
+def parquet_bytes(frame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def test_ingest_download_hides_sas_signature(
+    tmp_path, http_server, small_frame, caplog, capsys
+):
+    files, base_url = http_server
+    files["b.parquet"] = parquet_bytes(small_frame)
+    caplog.set_level(logging.INFO)
+
+    code = ingest_data.main(
+        [
+            "--source-url",
+            f"{base_url}/ok/b.parquet?{sas_query()}",
+            "--data",
+            str(tmp_path / "out"),
+        ]
+    )
+
+    assert code == 0
+    assert (tmp_path / "out" / "data.parquet").is_file()
+    assert SIGNATURE not in caplog.text
+    assert "/ok/b.parquet?<redacted>" in caplog.text
+    assert SIGNATURE not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", ["status/404", "status/500", "short/b.parquet"])
+def test_ingest_download_error_hides_sas_signature(
+    tmp_path, http_server, small_frame, path
+):
+    files, base_url = http_server
+    files["b.parquet"] = parquet_bytes(small_frame)
+
+    with pytest.raises(ingest_data.IngestError, match="Download of") as info:
+        ingest_data.download(f"{base_url}/{path}?{sas_query()}", tmp_path)
+
+    assert SIGNATURE not in str(info.value)
+    assert f"/{path}?<redacted>" in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ingest_command_quotes_source_url(repo_root):
+    spec = (repo_root / "components" / "ingest_data" / "component.yaml").read_text()
+
+    assert "$[[--source-url '${{inputs.source_url}}']]" in spec
