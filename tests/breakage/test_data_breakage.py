@@ -65,3 +65,13 @@ def test_ingest_command_quotes_source_url(repo_root):
     spec = (repo_root / "components" / "ingest_data" / "component.yaml").read_text()
 
     assert "$[[--source-url '${{inputs.source_url}}']]" in spec
+
+
+def test_ingest_rejects_epoch_number_timestamps(small_frame):
+    frame = small_frame.assign(DateTime=small_frame["DateTime"].astype("int64") // 1000)
+
+    with pytest.raises(ingest_data.IngestError, match="1549611396443") as info:
+        ingest_data.parse_timestamps(frame, "DateTime")
+
+    assert "int64" in str(info.value)
+    assert "ISO 8601" in str(info.value)
