@@ -1,8 +1,8 @@
 """Check a time-series table before it becomes a data asset.
 
 The checks: the file is readable and not empty, and the timestamp and signal
-columns exist. Signals are numeric, and timestamps parse and are sorted and
-unique. No interval between rows is longer than ``max_gap_seconds``, and no
+columns exist. Signals are finite numbers, and timestamps parse and are sorted
+and unique. No interval between rows is longer than ``max_gap_seconds``, and no
 signal has a larger fraction of missing values than ``max_missing_fraction``.
 The step writes ``report.json`` either way and passes the data on only when
 every check passed.

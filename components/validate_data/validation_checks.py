@@ -6,6 +6,7 @@ names the column, the row (position and timestamp) or the value, and the fix.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 # Intervals longer than this multiple of the median are listed as gaps in the
@@ -75,6 +76,7 @@ def check_numeric(
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(
             values
         ):
+            problems += infinite_values(values, timestamps)
             continue
         coerced = pd.to_numeric(values, errors="coerce")
         bad = (coerced.isna() & values.notna()).to_numpy().nonzero()[0]
@@ -99,6 +101,19 @@ def check_numeric(
             "drop the column from signal_columns.",
         )
     return passed("numeric_signals")
+
+
+def infinite_values(values: pd.Series, timestamps: pd.Series | None) -> list[str]:
+    """Describe the infinite values of a numeric column, or return an empty list."""
+    infinite = np.isinf(values.to_numpy(dtype=float)).nonzero()[0]
+    if not len(infinite):
+        return []
+    position = int(infinite[0])
+    problem = (
+        f"column {values.name!r} has {len(infinite)} infinite value(s), the first "
+        f"at {row_label(timestamps, position)}: {values.iloc[position]}"
+    )
+    return [problem]
 
 
 def parse_timestamp_column(values: pd.Series) -> pd.Series:

@@ -9,6 +9,7 @@ import pytest
 from breakage_helpers import load_script
 
 ingest_data = load_script("ingest_data")
+validate_data = load_script("validate_data")
 
 SIGNATURE = "sig=SECRET"
 
@@ -75,3 +76,16 @@ def test_ingest_rejects_epoch_number_timestamps(small_frame):
 
     assert "int64" in str(info.value)
     assert "ISO 8601" in str(info.value)
+
+
+def test_validate_rejects_infinite_signal_values(small_frame):
+    frame = small_frame.copy()
+    frame.loc[[7, 9], "ph1"] = [float("inf"), float("-inf")]
+
+    with pytest.raises(validate_data.ValidationError, match="numeric_signals") as info:
+        validate_data.validate_frame(frame, ["ph1", "ph2", "ph3"])
+
+    message = str(info.value)
+    assert "Column 'ph1' has 2 infinite value(s), the first at row 7" in message
+    assert "2019-02-08T07:36:38.193000+00:00" in message
+    assert "ph2" not in message.split("\n", 1)[1]
