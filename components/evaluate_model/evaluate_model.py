@@ -128,7 +128,7 @@ def window_labels(
             result[index] = None
             continue
         uniques, counts = np.unique(window_values, return_counts=True)
-        result[index] = uniques[np.argmax(counts)].item()
+        result[index] = _python_scalar(uniques[np.argmax(counts)])
     return result
 
 
@@ -282,6 +282,20 @@ def add_state_legend(axis, colors) -> None:
     axis.legend(handles, labels, loc="upper right", fontsize="small")
 
 
+def plotted_labels(labels: pd.Series) -> tuple[np.ndarray, list | None]:
+    """Return the labels as y values, and the tick names when they are not numbers.
+
+    Text labels such as ``"off"`` and ``"run"`` are plotted as 0, 1, ... in
+    sorted order. Missing labels become NaN, which leaves a gap in the line.
+    """
+    if pd.api.types.is_numeric_dtype(labels):
+        return labels.to_numpy(dtype=float), None
+    codes, names = pd.factorize(labels, sort=True)
+    values = codes.astype(float)
+    values[codes < 0] = np.nan
+    return values, [str(name) for name in names]
+
+
 def plot_states_over_time(
     data: pd.DataFrame,
     signal_columns: Sequence[str],
@@ -307,16 +321,20 @@ def plot_states_over_time(
     axes[0].set_title(f"States per window ({window_size} rows, step {step})")
     if has_labels:
         labels = data[label_column].where(data[label_column] != NO_LABEL)
+        values, names = plotted_labels(labels)
         axes[1].step(
             x,
-            labels.to_numpy(dtype=float),
+            values,
             where="post",
             color="black",
             linewidth=0.8,
             label=f"label ({label_column})",
         )
         axes[1].set_ylabel(label_column)
-        axes[1].yaxis.get_major_locator().set_params(integer=True)
+        if names is None:
+            axes[1].yaxis.get_major_locator().set_params(integer=True)
+        else:
+            axes[1].set_yticks(range(len(names)), names)
         axes[1].legend(loc="upper left", fontsize="small")
 
     draw_state_bands(axes, x, states, window_size, step, colors)
