@@ -122,7 +122,10 @@ class LocalAssetStore:
         Returns the version's asset.json and whether it was created; when another
         process registered the same content meanwhile, that version is returned.
         """
-        (self.root / name).mkdir(parents=True, exist_ok=True)
+        try:
+            (self.root / name).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._write_error(exc) from exc
         for _ in range(MAX_VERSION_ATTEMPTS):
             version = self.next_version(name)
             staging = self.root / name / f".tmp-{uuid.uuid4().hex}"
@@ -146,7 +149,7 @@ class LocalAssetStore:
                 return asset, True
             except OSError as exc:
                 if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                    raise
+                    raise self._write_error(exc) from exc
                 logger.info(
                     "Version %s of %s was taken meanwhile; retrying", version, name
                 )
@@ -159,6 +162,13 @@ class LocalAssetStore:
             f"Could not claim a new version of {name!r} in {self.root} after "
             f"{MAX_VERSION_ATTEMPTS} attempts because other registrations kept "
             "taking the next number. Run the step again."
+        )
+
+    def _write_error(self, exc: OSError) -> RegisterError:
+        return RegisterError(
+            f"Cannot write the data asset to {self.root}: {exc.strerror} "
+            f"({exc.filename}). Set {LOCAL_STORE_ENV} to a writable folder, or "
+            "PLANT2EDGE_HOME for the local runner, which sets it."
         )
 
 

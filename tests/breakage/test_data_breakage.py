@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
 
 import pytest
 from breakage_helpers import load_script
 
 ingest_data = load_script("ingest_data")
 validate_data = load_script("validate_data")
+register_data = load_script("register_data")
+data_asset_stores = sys.modules["data_asset_stores"]
 
 SIGNATURE = "sig=SECRET"
 
@@ -89,3 +92,19 @@ def test_validate_rejects_infinite_signal_values(small_frame):
     assert "Column 'ph1' has 2 infinite value(s), the first at row 7" in message
     assert "2019-02-08T07:36:38.193000+00:00" in message
     assert "ph2" not in message.split("\n", 1)[1]
+
+
+def test_register_reports_unwritable_store(tmp_path, small_frame):
+    data = tmp_path / "validated"
+    data.mkdir()
+    small_frame.to_parquet(data / "data.parquet", index=False)
+    root = tmp_path / "assets-file"
+    root.write_text("not a folder")
+    store = data_asset_stores.LocalAssetStore(root)
+
+    with pytest.raises(register_data.RegisterError, match="Cannot write") as info:
+        register_data.register(data, "state-identifier-data", store)
+
+    assert str(root) in str(info.value)
+    assert "PLANT2EDGE_DATA_ASSETS" in str(info.value)
+    assert root.read_text() == "not a folder"
