@@ -189,3 +189,17 @@ def test_runner_passes_quoted_sas_url_unchanged(p2e_home, write_pipeline):
     command_sh = (result.run_dir / "echo" / "command.sh").read_text()
     assert "sig=SECRET" not in command_sh
     assert "sig=SECRET" not in (result.run_dir / "run.json").read_text()
+
+
+def test_runner_names_missing_component_file(p2e_home, write_pipeline):
+    pipeline = write_pipeline(
+        ECHO_PIPELINE.replace("/echo/component.yaml", "/ecoh/component.yaml")
+    )
+
+    with pytest.raises(runner.PipelineSpecError, match="Step 'echo'") as info:
+        runner.run_pipeline(pipeline, stream_logs=False)
+
+    message = str(info.value)
+    assert "ecoh/component.yaml not found" in message
+    assert "relative to the pipeline file" in message
+    assert "azureml:" not in message

@@ -114,6 +114,7 @@ def load_pipeline(path: str | Path, overrides: dict[str, Any] | None = None):
     """
     path = Path(path).resolve()
     raw = _read_yaml(path)
+    _check_component_files(raw["jobs"], path)
     overrides = {
         str(key): str(value) if isinstance(value, Path) else value
         for key, value in (overrides or {}).items()
@@ -157,6 +158,21 @@ def _read_yaml(path: Path) -> dict:
     if not isinstance(raw.get("jobs"), dict) or not raw["jobs"]:
         raise PipelineSpecError(f"{path} has no steps: add them under 'jobs:'.")
     return raw
+
+
+def _check_component_files(jobs: dict, pipeline_path: Path) -> None:
+    # azure-ai-ml reports a missing component file as an unknown registry asset.
+    for name, job in jobs.items():
+        reference = job.get("component") if isinstance(job, dict) else None
+        if not isinstance(reference, str) or reference.startswith("azureml:"):
+            continue
+        component = (pipeline_path.parent / reference).resolve()
+        if not component.is_file():
+            raise PipelineSpecError(
+                f"Step {name!r}: component file {component} not found. Component "
+                f"paths are relative to the pipeline file's folder "
+                f"{pipeline_path.parent}; fix the 'component:' path."
+            )
 
 
 def _load_azure_job(path: Path, params_override: list[dict]):
