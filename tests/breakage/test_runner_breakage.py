@@ -203,3 +203,28 @@ def test_runner_names_missing_component_file(p2e_home, write_pipeline):
     assert "ecoh/component.yaml not found" in message
     assert "relative to the pipeline file" in message
     assert "azureml:" not in message
+
+
+FILE_PIPELINE = ECHO_PIPELINE.replace(
+    "  text: hello\n", "  text: hello\n  data:\n    type: uri_file\n    path: x\n"
+).replace(
+    "      text: ${{parent.inputs.text}}\n",
+    "      text: ${{parent.inputs.text}}\n      file: ${{parent.inputs.data}}\n",
+)
+
+
+def test_runner_rejects_folder_for_file_input(p2e_home, tmp_path, write_pipeline):
+    pipeline = write_pipeline(FILE_PIPELINE)
+
+    with pytest.raises(runner.InputResolutionError, match="needs a file") as info:
+        runner.run_pipeline(pipeline, {"inputs.data": str(tmp_path)}, stream_logs=False)
+
+    assert f"{tmp_path} is a folder" in str(info.value)
+    assert "uri_folder" in str(info.value)
+
+
+def test_runner_rejects_empty_path(p2e_home, write_pipeline):
+    pipeline = write_pipeline(FILE_PIPELINE)
+
+    with pytest.raises(runner.InputResolutionError, match="path is empty"):
+        runner.run_pipeline(pipeline, {"inputs.data": ""}, stream_logs=False)

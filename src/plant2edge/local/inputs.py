@@ -115,6 +115,11 @@ class InputResolver:
         return ResolvedInput(target, {"url": redact_url(url)})
 
     def _local(self, where, kind, text) -> ResolvedInput:
+        if not text:
+            raise InputResolutionError(
+                f"{where}: the path is empty. Give a local path, an https URL or a "
+                "data asset 'azureml:<name>:<version>'."
+            )
         path = Path(unquote(text.removeprefix("file://"))).expanduser()
         if not path.is_absolute():
             path = self.pipeline_dir / path
@@ -124,8 +129,16 @@ class InputResolver:
                 f"{where}: {path} not found. Local paths are relative to the pipeline "
                 f"file's folder {self.pipeline_dir}."
             )
+        if kind == "uri_file" and path.is_dir():
+            raise InputResolutionError(
+                f"{where}: {path} is a folder, but a uri_file input needs a file. "
+                "Give the path of a file in it, or pass the folder to an input of "
+                "type uri_folder."
+            )
         if kind == "uri_file" and not path.is_file():
-            raise InputResolutionError(f"{where}: {path} is not a file.")
+            raise InputResolutionError(
+                f"{where}: {path} is not a regular file. Give the path of a file."
+            )
         if kind != "uri_file" and not path.is_dir():
             raise InputResolutionError(
                 f"{where}: {path} is a file, but a {kind} input needs a folder."
