@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pandas as pd
 import pytest
 
 FIXTURE_COMPONENTS = Path(__file__).parent / "fixtures" / "components"
+
+HANG_SECONDS = 3
 
 PIPELINE_HEADER = """\
 $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
@@ -39,7 +42,11 @@ def small_frame(sample_parquet) -> pd.DataFrame:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Serve ``/ok/<name>`` from ``files``, ``/short/<name>`` cut in half, ``/status/<code>``."""
+    """Serve ``/ok/<name>`` from ``files`` and test failures of a download.
+
+    ``/short/<name>`` sends half of the file, ``/status/<code>`` an HTTP error
+    and ``/hang`` nothing for HANG_SECONDS.
+    """
 
     def log_message(self, format, *args):
         pass
@@ -48,6 +55,9 @@ class _Handler(BaseHTTPRequestHandler):
         parts = self.path.split("?")[0].strip("/").split("/")
         if parts[0] == "status":
             self.send_error(int(parts[1]))
+            return
+        if parts[0] == "hang":
+            time.sleep(HANG_SECONDS)
             return
         if parts[0] == "short":
             body = self.server.files[parts[1]]

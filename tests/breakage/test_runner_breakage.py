@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 from plant2edge import runner, settings
 from plant2edge.local.command import CommandRenderError, check_shell_text
 from plant2edge.local.errors import PipelineError
+from plant2edge.local.inputs import download
 from plant2edge.local.tracking import Tracking
 
 ECHO_PIPELINE = """\
@@ -228,3 +229,24 @@ def test_runner_rejects_empty_path(p2e_home, write_pipeline):
 
     with pytest.raises(runner.InputResolutionError, match="path is empty"):
         runner.run_pipeline(pipeline, {"inputs.data": ""}, stream_logs=False)
+
+
+def test_download_reports_cut_connection(tmp_path, http_server):
+    files, base_url = http_server
+    files["b.parquet"] = b"PAR1" + bytes(10_000)
+
+    with pytest.raises(runner.InputResolutionError, match="whole file") as info:
+        download(f"{base_url}/short/b.parquet?{SAS_URL.split('?')[1]}", tmp_path / "b")
+
+    assert "sig=SECRET" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_reports_timeout(tmp_path, http_server, monkeypatch):
+    _, base_url = http_server
+    monkeypatch.setattr("plant2edge.local.inputs.DOWNLOAD_TIMEOUT_S", (5, 0.5))
+
+    with pytest.raises(runner.InputResolutionError, match="timed out") as info:
+        download(f"{base_url}/hang/b.parquet", tmp_path / "b")
+
+    assert "0.5 s" in str(info.value)

@@ -165,8 +165,8 @@ def download(url: str, target: Path) -> None:
     except requests.RequestException as exc:
         partial.unlink(missing_ok=True)
         raise InputResolutionError(
-            f"Download of {display_url} failed: {type(exc).__name__}. Check the URL "
-            "and the network, or download the file and give its local path."
+            f"Download of {display_url} failed: {_download_failure(exc)}. Check the "
+            "URL and the network, or download the file and give its local path."
         ) from exc
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -180,6 +180,20 @@ def download(url: str, target: Path) -> None:
         target,
         time.monotonic() - started,
     )
+
+
+def _download_failure(exc: requests.RequestException) -> str:
+    # The exception's own text repeats the URL, query string included.
+    connect, read = DOWNLOAD_TIMEOUT_S
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"timed out after {connect} s while connecting"
+    if isinstance(exc, requests.Timeout):
+        return f"timed out: the server sent nothing for {read} s"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "the connection closed before the whole file arrived"
+    if isinstance(exc, requests.ConnectionError):
+        return "the server could not be reached"
+    return type(exc).__name__
 
 
 def _file_name(url: str) -> str:
