@@ -169,10 +169,14 @@ def parse_timestamps(df: pd.DataFrame, column: str) -> pd.DataFrame:
         unparsed = parsed.isna() & values.notna()
         if unparsed.any():
             row = unparsed.to_numpy().nonzero()[0][0]
+            first = values.dropna().iloc[0]
             raise IngestError(
                 f"Timestamp column {column!r} has {int(unparsed.sum())} value(s) that "
-                f"are not dates, the first at row {row}: {values.iloc[row]!r}. Fix "
-                "or remove those rows, or set timestamp_column to the time column."
+                f"are not dates, the first at row {row}: {values.iloc[row]!r}. "
+                f"Every value is read in the format of the first one, {first!r}. "
+                "Write all timestamps in one format, preferably ISO 8601 such as "
+                "2019-02-08T07:36:36.443Z, remove the rows that are not dates, or "
+                "set timestamp_column to the time column."
             )
     out = df.copy()
     out[column] = parsed

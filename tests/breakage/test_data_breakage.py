@@ -6,6 +6,7 @@ import io
 import logging
 import sys
 
+import pandas as pd
 import pytest
 from breakage_helpers import load_script
 
@@ -108,3 +109,20 @@ def test_register_reports_unwritable_store(tmp_path, small_frame):
     assert str(root) in str(info.value)
     assert "PLANT2EDGE_DATA_ASSETS" in str(info.value)
     assert root.read_text() == "not a folder"
+
+
+def test_ingest_names_format_of_mixed_timestamps():
+    frame = pd.DataFrame(
+        {
+            "DateTime": ["2019-02-08 07:36:36", "2019-02-08T07:36:37+00:00"],
+            "ph1": [1.0, 2.0],
+        }
+    )
+
+    with pytest.raises(ingest_data.IngestError, match="format") as info:
+        ingest_data.parse_timestamps(frame, "DateTime")
+
+    message = str(info.value)
+    assert "'2019-02-08 07:36:36'" in message
+    assert "row 1: '2019-02-08T07:36:37+00:00'" in message
+    assert "ISO 8601" in message
