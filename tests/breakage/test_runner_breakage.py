@@ -15,7 +15,9 @@ from plant2edge import runner, settings
 from plant2edge.local.command import CommandRenderError, check_shell_text
 from plant2edge.local.errors import PipelineError
 from plant2edge.local.inputs import download
+from plant2edge.local.spec import InputSpec
 from plant2edge.local.tracking import Tracking
+from plant2edge.local.values import check_literal
 
 ECHO_PIPELINE = """\
 inputs:
@@ -250,3 +252,18 @@ def test_download_reports_timeout(tmp_path, http_server, monkeypatch):
         download(f"{base_url}/hang/b.parquet", tmp_path / "b")
 
     assert "0.5 s" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0", "is 0, below its minimum 2. Use a value of at least 2."),
+        ("abc", "must be an integer, got 'abc'. Write a whole number"),
+        ("3.5", "must be an integer, got '3.5'. Write a whole number"),
+    ],
+)
+def test_literal_errors_say_the_fix(value, expected):
+    declared = InputSpec("window_size", "integer", default=300, min=2)
+
+    with pytest.raises(runner.PipelineSpecError, match=re.escape(expected)):
+        check_literal("Step 'train' input 'window_size'", declared, value)

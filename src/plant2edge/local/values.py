@@ -96,12 +96,23 @@ def _check_number(where: str, value: Any, integer: bool, declared) -> None:
     number = _parse_number(value, integer)
     kind = "an integer" if integer else "a number"
     if number is None:
-        raise PipelineSpecError(f"{where} must be {kind}, got {value!r}.")
+        example = "a whole number" if integer else "a decimal number"
+        if declared.default is not None:
+            example += f" such as its default {declared.default}"
+        raise PipelineSpecError(
+            f"{where} must be {kind}, got {value!r}. Write {example}."
+        )
     low, high = declared.min, declared.max
     if low is not None and number < float(low):
-        raise PipelineSpecError(f"{where} is {value}, below its minimum {low}.")
+        raise PipelineSpecError(
+            f"{where} is {value}, below its minimum {low}. Use a value of at least "
+            f"{low}."
+        )
     if high is not None and number > float(high):
-        raise PipelineSpecError(f"{where} is {value}, above its maximum {high}.")
+        raise PipelineSpecError(
+            f"{where} is {value}, above its maximum {high}. Use a value of at most "
+            f"{high}."
+        )
 
 
 def _parse_number(value: Any, integer: bool) -> float | None:
