@@ -54,6 +54,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# Signals that cancel the run like Ctrl-C. SIGHUP comes when the terminal or
+# SSH session closes; without a handler the step would keep running alone.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
 
 def run_pipeline(
     path: str | Path,
@@ -105,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     handler = _attach_console_logging(package_logger)
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread:
-        previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+        previous_handlers = {
+            number: signal.signal(number, _interrupt) for number in STOP_SIGNALS
+        }
     try:
         overrides = parse_assignments(args.overrides)
         result = run_pipeline(
@@ -126,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         if in_main_thread:
-            signal.signal(signal.SIGTERM, previous_sigterm)
+            for number, previous in previous_handlers.items():
+                signal.signal(number, previous)
         package_logger.removeHandler(handler)
         package_logger.setLevel(previous_level)
     _print_summary(result)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -267,3 +269,38 @@ def test_literal_errors_say_the_fix(value, expected):
 
     with pytest.raises(runner.PipelineSpecError, match=re.escape(expected)):
         check_literal("Step 'train' input 'window_size'", declared, value)
+
+
+def test_runner_cancels_run_on_hangup(p2e_home, tmp_path, write_pipeline):
+    pid_file = tmp_path / "step.pid"
+    pipeline = write_pipeline(
+        "jobs:\n"
+        "  sleep:\n"
+        "    type: command\n"
+        "    component: {components}/sleep/component.yaml\n"
+        "    inputs:\n"
+        f"      pid_file: {pid_file}\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "plant2edge.runner", str(pipeline), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    step_pid = int(pid_file.read_text())
+
+    process.send_signal(signal.SIGHUP)
+    code = process.wait(timeout=60)
+    err = process.stderr.read()
+    process.stderr.close()
+
+    assert code == 130, err
+    (run_dir,) = (p2e_home / "runs").iterdir()
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "Canceled"
+    assert record["steps"]["sleep"]["status"] == "Canceled"
+    with pytest.raises(ProcessLookupError):
+        os.kill(step_pid, 0)
