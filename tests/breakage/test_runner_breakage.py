@@ -304,3 +304,15 @@ def test_runner_cancels_run_on_hangup(p2e_home, tmp_path, write_pipeline):
     assert record["steps"]["sleep"]["status"] == "Canceled"
     with pytest.raises(ProcessLookupError):
         os.kill(step_pid, 0)
+
+
+def test_runner_rejects_duplicate_yaml_key(p2e_home, write_pipeline):
+    pipeline = write_pipeline(
+        ECHO_PIPELINE.replace("  text: hello\n", "  text: hello\n  text: bye\n")
+    )
+
+    with pytest.raises(runner.PipelineSpecError, match="'text'") as info:
+        runner.run_pipeline(pipeline, stream_logs=False)
+
+    assert "twice" in str(info.value)
+    assert "line 7" in str(info.value)

@@ -144,11 +144,40 @@ def load_pipeline(path: str | Path, overrides: dict[str, Any] | None = None):
     return spec
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that rejects a key written twice in one mapping.
+
+    PyYAML and azure-ai-ml keep the last value silently, which hides a typo.
+    """
+
+
+def _construct_unique_mapping(loader, node, deep=False):
+    lines: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, str):
+            continue
+        line = key_node.start_mark.line + 1
+        if key in lines:
+            raise yaml.constructor.ConstructorError(
+                problem=f"key {key!r} is written twice, on lines {lines[key]} and "
+                f"{line}; keep one of them",
+                problem_mark=key_node.start_mark,
+            )
+        lines[key] = line
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise PipelineSpecError(f"Pipeline file {path} not found. Check the path.")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         raise PipelineSpecError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict) or raw.get("type", "pipeline") != "pipeline":
