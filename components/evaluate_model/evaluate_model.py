@@ -457,7 +457,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--label-column",
-        default="class",
+        nargs="+",
+        default=["class"],
         help="label column compared with the states, if present",
     )
     parser.add_argument(
@@ -479,7 +480,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         required=True,
         help="empty output folder for the PNG plots",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # Azure ML does not quote values, so a column name with spaces arrives split.
+    args.label_column = " ".join(args.label_column)
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:

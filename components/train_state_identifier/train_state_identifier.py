@@ -379,7 +379,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--signal-columns",
-        default=",".join(DEFAULT_SIGNAL_COLUMNS),
+        nargs="+",
+        default=[",".join(DEFAULT_SIGNAL_COLUMNS)],
         help="comma-separated signal columns (default ph1,ph2,ph3)",
     )
     parser.add_argument(
@@ -394,7 +395,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         required=True,
         help="empty output folder for the MLflow model",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # Azure ML does not quote values, so a column name with spaces arrives split.
+    args.signal_columns = " ".join(args.signal_columns)
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,7 @@ import pandas as pd
 from breakage_helpers import load_script
 
 evaluate_model = load_script("evaluate_model")
+train_state_identifier = load_script("train_state_identifier")
 
 
 def test_evaluate_accepts_string_class_labels():
@@ -35,3 +36,24 @@ def test_evaluate_plots_string_class_labels(tmp_path):
     )
 
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_rejoins_signal_columns_with_spaces():
+    # Azure ML and the local runner put "Phase 1,Phase 2" into the command
+    # unquoted, so the shell splits it at the spaces.
+    args = train_state_identifier.parse_args(
+        ["--data", "d", "--model", "m", "--signal-columns", "Phase", "1,Phase", "2"]
+    )
+
+    columns = train_state_identifier.parse_signal_columns(args.signal_columns)
+
+    assert columns == ["Phase 1", "Phase 2"]
+
+
+def test_evaluate_rejoins_label_column_with_spaces():
+    args = evaluate_model.parse_args(
+        ["--model", "m", "--data", "d", "--metrics", "x", "--plots", "p"]
+        + ["--label-column", "machine", "state"]
+    )
+
+    assert args.label_column == "machine state"
