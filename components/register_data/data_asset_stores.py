@@ -79,6 +79,17 @@ def utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def read_asset_file(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RegisterError(
+            f"{path} is not valid JSON ({exc}), so the existing versions cannot be "
+            "compared with the new data. Restore the file, or delete its version "
+            "folder."
+        ) from exc
+
+
 class LocalAssetStore:
     """The local versioned data asset store that the local runner reads from."""
 
@@ -96,7 +107,7 @@ class LocalAssetStore:
         found = []
         for child in folder.iterdir():
             if child.name.isdigit() and (child / ASSET_FILE).is_file():
-                found.append(json.loads((child / ASSET_FILE).read_text()))
+                found.append(read_asset_file(child / ASSET_FILE))
         return sorted(found, key=lambda asset: int(asset["version"]))
 
     def find_by_hash(self, name: str, sha256: str) -> dict | None:

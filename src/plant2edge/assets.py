@@ -70,7 +70,15 @@ class LocalDataStore:
     def get(self, name: str, version: str) -> dict:
         """Return the ``asset.json`` content of one version."""
         version = self._existing_version(name, version)
-        return json.loads((self.root / name / version / ASSET_FILE).read_text())
+        asset_file = self.root / name / version / ASSET_FILE
+        try:
+            return json.loads(asset_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DataAssetError(
+                f"{asset_file} is not valid JSON ({exc}), so data asset "
+                f"{name}:{version} cannot be read. Restore the file, or delete the "
+                "version folder and register the data again."
+            ) from exc
 
     def resolve(self, name: str, version_or_latest: str) -> tuple[str, Path]:
         """Return ``(version, payload path)`` for a version or ``"latest"``."""

@@ -126,3 +126,19 @@ def test_ingest_names_format_of_mixed_timestamps():
     assert "'2019-02-08 07:36:36'" in message
     assert "row 1: '2019-02-08T07:36:37+00:00'" in message
     assert "ISO 8601" in message
+
+
+def test_register_reports_corrupt_asset_json(tmp_path, small_frame):
+    data = tmp_path / "validated"
+    data.mkdir()
+    small_frame.to_parquet(data / "data.parquet", index=False)
+    version = tmp_path / "assets" / "state-identifier-data" / "1"
+    version.mkdir(parents=True)
+    (version / "asset.json").write_text('{"name": "state-identifier-data", "vers')
+    store = data_asset_stores.LocalAssetStore(tmp_path / "assets")
+
+    with pytest.raises(register_data.RegisterError, match="not valid JSON") as info:
+        register_data.register(data, "state-identifier-data", store)
+
+    assert str(version / "asset.json") in str(info.value)
+    assert sorted(p.name for p in version.parent.iterdir()) == ["1"]

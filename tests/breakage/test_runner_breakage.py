@@ -14,6 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from plant2edge import runner, settings
+from plant2edge.assets import DataAssetError, LocalDataStore
 from plant2edge.local.command import CommandRenderError, check_shell_text
 from plant2edge.local.errors import PipelineError
 from plant2edge.local.inputs import download
@@ -316,3 +317,15 @@ def test_runner_rejects_duplicate_yaml_key(p2e_home, write_pipeline):
 
     assert "twice" in str(info.value)
     assert "line 7" in str(info.value)
+
+
+def test_store_reports_corrupt_asset_json(tmp_path):
+    version = tmp_path / "state-identifier-data" / "1"
+    version.mkdir(parents=True)
+    (version / "asset.json").write_text('{"name": "state-identifier-data", "vers')
+    store = LocalDataStore(tmp_path)
+
+    with pytest.raises(DataAssetError, match="not valid JSON") as info:
+        store.resolve("state-identifier-data", "latest")
+
+    assert str(version / "asset.json") in str(info.value)
