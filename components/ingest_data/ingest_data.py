@@ -154,7 +154,7 @@ def parse_timestamps(df: pd.DataFrame, column: str) -> pd.DataFrame:
         # pandas would read the numbers as nanoseconds since 1970, so epoch
         # seconds or milliseconds would silently become dates in January 1970.
         raise IngestError(
-            f"Timestamp column {column!r} holds numbers ({values.dtype}), such as "
+            f"Timestamp column {column!r} contains numbers ({values.dtype}), such as "
             f"{values.iloc[0]}, whose unit (seconds or milliseconds since 1970) "
             "cannot be told. Export the timestamps as ISO 8601 text, such as "
             "2019-02-08T07:36:36.443Z, or as a parquet timestamp column."
