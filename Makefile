@@ -48,14 +48,14 @@ register: venv ## create or update environments and components in the workspace
 submit: venv ## submit pipelines/$(PIPELINE).yaml; overrides go in ARGS="--set inputs.x=v"
 	$(BIN)/plant2edge workspace submit --pipeline $(PIPELINE) $(ARGS)
 
-bench: venv tools wheels ## print the figures recorded in docs/benchmarks.md
+bench: venv tools wheels ## run the benchmarks whose figures docs/benchmarks.md records
 	$(BIN)/python benchmarks/pipelines.py
 	$(BIN)/python benchmarks/edge_inference.py
-	$(BIN)/python benchmarks/edge_packaging.py
+	$(BIN)/python benchmarks/edge_packaging.py --warm-only
 	$(BIN)/python benchmarks/delivery.py
 
 lint: venv ## check style with ruff
 	$(BIN)/ruff check src tests components benchmarks
 
-clean: ## remove the local registry, data assets and runs (keeps .venv)
-	rm -rf .plant2edge
+clean: ## remove the local registry, data assets and runs (keeps .venv and downloads)
+	find .plant2edge -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} + 2>/dev/null || true

@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -184,13 +185,43 @@ def compare_with_latest(metrics: dict, latest, requested_metric: str) -> dict | 
     return comparison
 
 
+def same_as_latest(metrics: dict, data_asset: str | None, latest) -> bool:
+    """Tell whether ``latest`` was trained on ``data_asset`` and has equal metrics."""
+    if latest is None or not data_asset or UNKNOWN in data_asset:
+        return False
+    tags = dict(latest.tags or {})
+    if tags.get("data_asset") != data_asset:
+        return False
+    for metric, value in metrics.items():
+        try:
+            if not math.isclose(float(tags[metric]), float(value), abs_tol=1e-12):
+                return False
+        except (KeyError, TypeError, ValueError):
+            return False
+    return True
+
+
 def decide(
-    metrics: dict, thresholds: Thresholds, latest, requested_metric: str
+    metrics: dict,
+    thresholds: Thresholds,
+    latest,
+    requested_metric: str,
+    data_asset: str | None = None,
 ) -> Decision:
-    """Decide whether to register: thresholds first, then the latest version."""
+    """Decide whether to register: thresholds first, then the latest version.
+
+    A model trained on the same data asset version as the latest version, with
+    the same metrics, is the same model again, so it is not registered.
+    """
     failed = check_thresholds(metrics, thresholds)
     if failed:
         return Decision(False, "thresholds not met: " + "; ".join(failed), failed)
+    if same_as_latest(metrics, data_asset, latest):
+        return Decision(
+            False,
+            f"same data asset ({data_asset}) and the same metrics as version "
+            f"{latest.version}; nothing new to register",
+        )
     comparison = compare_with_latest(metrics, latest, requested_metric)
     if comparison is None:
         return Decision(True, "passes the thresholds; first version of this name")
@@ -312,7 +343,8 @@ def run_registration(args: argparse.Namespace, run_id: str) -> dict:
     )
     client = MlflowClient()
     latest = latest_version(client, args.model_name)
-    decision = decide(metrics, thresholds, latest, args.primary_metric)
+    data_asset = version_tags(metrics, metadata, None)["data_asset"]
+    decision = decide(metrics, thresholds, latest, args.primary_metric, data_asset)
     primary = (
         decision.comparison["metric"]
         if decision.comparison

@@ -15,7 +15,7 @@ COMMANDS = {
         "plant2edge.connect",
         "create an AI Model Manager device and its connection file",
     ),
-    "stack": ("plant2edge.localstack.cli", "start or stop the local stand-ins"),
+    "stack": ("plant2edge.localstack.cli", "start, stop or inspect the local stand-ins"),
     "approve": ("plant2edge.approve", "approve an edge package for an environment"),
 }
 

@@ -241,8 +241,17 @@ def main(argv: list[str] | None = None) -> int:
         help="parquet or CSV file: an https URL (downloaded once and cached) "
         "or a local path (default: the public Siemens sample file)",
     )
-    parser.add_argument("--asset-name", default="state-identifier-data")
-    parser.add_argument("--model-name", default="state-identifier")
+    parser.add_argument(
+        "--asset-name",
+        default="state-identifier-data",
+        help="name of the data asset to register (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--model-name",
+        default="state-identifier",
+        help="name of the model to register; the edge package is <name>_edge "
+        "(default: %(default)s)",
+    )
     parser.add_argument(
         "--no-delivery",
         action="store_true",

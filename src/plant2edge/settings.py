@@ -59,6 +59,7 @@ def repo_root() -> Path:
 
 
 def datasets_dir() -> Path:
-    """Return the folder with the sample datasets, ``../shared/datasets`` by default."""
+    """Return the folder with the sample datasets: ``shared/datasets`` beside the repository
+    unless ``PLANT2EDGE_DATASETS`` names another one."""
     default = repo_root().parent / "shared" / "datasets"
     return Path(os.environ.get(DATASETS_ENV) or default).resolve()

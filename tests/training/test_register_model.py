@@ -99,6 +99,22 @@ def test_decide_lower_davies_bouldin_is_better(registrar):
     assert decision.comparison["higher_is_better"] is False
 
 
+def test_decide_skips_same_data_and_metrics(registrar):
+    tags = {key: str(value) for key, value in GOOD.items()}
+    tags["data_asset"] = "state-identifier-data:2"
+    latest = SimpleNamespace(version="5", tags=tags)
+    thresholds = registrar.Thresholds(0.5, 1.0)
+
+    same = registrar.decide(GOOD, thresholds, latest, "auto", "state-identifier-data:2")
+    new_data = registrar.decide(
+        GOOD, thresholds, latest, "auto", "state-identifier-data:3"
+    )
+
+    assert same.register is False
+    assert "same metrics as version 5" in same.reason
+    assert new_data.register is True
+
+
 def test_decide_registers_when_latest_lacks_metric_tag(registrar):
     latest = SimpleNamespace(version="4", tags={})
 
@@ -182,7 +198,11 @@ def test_worse_model_not_registered_over_better(
     worse = write_metrics(
         tmp_path / "worse", {**GOOD, "adjusted_rand_lag_corrected": 0.9}
     )
-    equal = write_metrics(tmp_path / "equal", GOOD)
+    # Equal in the primary metric, so not worse; another metric differs, so it
+    # is not the same model as version 1 again.
+    equal = write_metrics(
+        tmp_path / "equal", {**GOOD, "davies_bouldin": GOOD["davies_bouldin"] - 0.01}
+    )
 
     first_code, first = run_register(
         registrar, default_model_dir, better, tmp_path / "r1"
