@@ -113,9 +113,7 @@ class _InterruptedResponse:
         raise KeyboardInterrupt
 
 
-def test_runner_cancels_run_interrupted_in_download(
-    p2e_home, monkeypatch, write_pipeline
-):
+def test_runner_cancels_interrupted_download(p2e_home, monkeypatch, write_pipeline):
     monkeypatch.setattr(
         "plant2edge.local.inputs.requests.get",
         lambda *args, **kwargs: _InterruptedResponse(),
@@ -145,7 +143,7 @@ def test_runner_cancels_run_interrupted_in_download(
 SAS_URL = "http://127.0.0.1:9/c/b.parquet?sv=2022-11-02&sp=r&sig=SECRET"
 
 
-def test_runner_rejects_unquoted_ampersand_in_string_input(p2e_home, write_pipeline):
+def test_runner_rejects_unquoted_ampersand(p2e_home, write_pipeline):
     pipeline = write_pipeline(ECHO_PIPELINE)
 
     with pytest.raises(runner.PipelineSpecError, match="inputs.text") as info:
@@ -163,14 +161,14 @@ def test_runner_rejects_unquoted_ampersand_in_string_input(p2e_home, write_pipel
     ("text", "character"),
     [("a;b", ";"), ("$(id)", "$"), ("x|y", "|"), ("#note", "#"), ("(v2)", "(")],
 )
-def test_command_rejects_shell_characters_outside_quotes(text, character):
+def test_command_rejects_unquoted_shell_characters(text, character):
     command = "python x.py --text ${{inputs.text}}"
 
     with pytest.raises(CommandRenderError, match=re.escape(repr(character))):
         check_shell_text(command, {"text": text})
 
 
-def test_command_accepts_shell_characters_inside_single_quotes():
+def test_command_accepts_single_quoted_shell_text():
     command = "python x.py $[[--text '${{inputs.text}}']] --n ${{inputs.n}}"
 
     check_shell_text(command, {"text": SAS_URL + " (v2); $HOME", "n": 3})
