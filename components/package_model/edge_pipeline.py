@@ -165,6 +165,26 @@ def build_pipeline(
     return pipeline
 
 
+def check_wheel_cache(wheel_dir: Path, pins: dict[str, str]) -> None:
+    """Raise FileNotFoundError naming each pinned requirement without a wheel.
+
+    With a wheel folder the export reads no package index, and pip's own error
+    for a missing wheel names an unrelated package (setuptools).
+    """
+    names = {path.name.lower() for path in wheel_dir.glob("*.whl")}
+    missing = []
+    for name, version in sorted(pins.items()):
+        prefix = f"{name.lower().replace('-', '_')}-{version}-"
+        if not any(wheel.startswith(prefix) for wheel in names):
+            missing.append(f"{name}=={version}")
+    if missing:
+        raise FileNotFoundError(
+            f"The wheel folder {wheel_dir} has no wheel for {', '.join(missing)}. "
+            "Fill it with 'make wheels' (scripts/fetch-wheels.py) where the package "
+            "index is reachable, or point PLANT2EDGE_WHEELS at a complete folder."
+        )
+
+
 @contextlib.contextmanager
 def sdk_environment(temp_dir: Path, wheel_dir: Path | None):
     """Keep the AI SDK's temporary files and pip inside ``temp_dir``, offline if asked.

@@ -76,7 +76,7 @@ def build_package(
     try:
         inputs = _read_registry(model_name, model_version, work)
         with edge_pipeline.sdk_environment(work / "tmp", wheel_dir):
-            info = _build(inputs, work, data_dir, batch_input)
+            info = _build(inputs, work, data_dir, batch_input, wheel_dir)
         _publish(work / "out", output_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -111,7 +111,13 @@ def _read_registry(model_name: str, model_version: str, work: Path) -> dict:
     }
 
 
-def _build(inputs: dict, work: Path, data_dir: Path | None, batch_input: bool) -> dict:
+def _build(
+    inputs: dict,
+    work: Path,
+    data_dir: Path | None,
+    batch_input: bool,
+    wheel_dir: Path | None,
+) -> dict:
     source, signals = inputs["source"], inputs["signals"]
     package_id, version = inputs["package_id"], source.version
     out = work / "out"
@@ -123,6 +129,8 @@ def _build(inputs: dict, work: Path, data_dir: Path | None, batch_input: bool) -
         source, inputs["pipeline"], signals, component_dir
     )
     pins = edge_pipeline.write_requirements(source, component_dir)
+    if wheel_dir is not None:
+        edge_pipeline.check_wheel_cache(wheel_dir, pins)
     if data_dir is not None:
         payload = sample_rows.sample_payload(data_dir, source, signals)
         sample_rows.check_entrypoint(component_dir, payload, inputs["pipeline"], source)

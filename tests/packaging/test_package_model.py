@@ -204,3 +204,22 @@ def test_package_model_main_reports_unknown_version(
 def test_find_wheel_dir_rejects_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="Run scripts/fetch-wheels.py"):
         package_model.find_wheel_dir(str(tmp_path / "missing"))
+
+
+def test_check_wheel_cache_names_missing_wheels(tmp_path):
+    (tmp_path / "numpy-2.4.6-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"")
+    (tmp_path / "scikit_learn-1.9.1-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(
+        b""
+    )
+    pins = {"numpy": "2.4.6", "scikit-learn": "1.9.1", "scipy": "1.17.1"}
+
+    with pytest.raises(
+        FileNotFoundError, match=r"no wheel for scipy==1\.17\.1\. .*make wheels"
+    ):
+        edge_pipeline.check_wheel_cache(tmp_path, pins)
+
+
+def test_check_wheel_cache_accepts_complete_folder(tmp_path):
+    (tmp_path / "numpy-2.4.6-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"")
+
+    edge_pipeline.check_wheel_cache(tmp_path, {"numpy": "2.4.6"})
