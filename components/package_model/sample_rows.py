@@ -87,7 +87,7 @@ def check_entrypoint(
 ) -> None:
     """Stream ``payload`` through the staged entrypoint; compare with ``pipeline.predict``.
 
-    Raises AssertionError naming the first window whose state differs.
+    Raises ValueError naming the first window whose state differs.
     """
     module = load_entrypoint(component_dir)
     outputs = [out for out in map(module.process_input, payload) if out is not None]
@@ -99,9 +99,11 @@ def check_entrypoint(
             (i for i, (a, b) in enumerate(zip(expected, got)) if a != b),
             min(len(got), len(expected)),
         )
-        raise AssertionError(
+        raise ValueError(
             f"The staged entrypoint disagrees with the model on the sample rows: window "
             f"{index} expected {expected[index : index + 1]}, got {got[index : index + 1]} "
-            f"({len(expected)} windows expected, {len(got)} emitted)."
+            f"({len(expected)} windows expected, {len(got)} emitted). Restore "
+            "edge/entrypoint.py of the package_model component from the repository, "
+            "or make it compute the model's window features and states."
         )
     logger.info("Entrypoint smoke test: %d windows agree with the model", len(got))

@@ -1,0 +1,121 @@
+"""Breaking the packaging steps: a changed entrypoint, a bad wheel cache, a cancel.
+
+Each step must stop with one log line that names the bad value and the fix,
+register nothing and leave no temporary folder behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from plant2edge import settings
+
+COMPONENTS_DIR = settings.repo_root() / "components"
+for _stage in ("package_model", "register_package", "train_state_identifier"):
+    if str(COMPONENTS_DIR / _stage) not in sys.path:
+        sys.path.insert(0, str(COMPONENTS_DIR / _stage))
+
+import edge_pipeline
+import package_model
+import train_state_identifier as trainer
+
+MODEL_NAME = "state-identifier"
+ASSET_NAME = "state-identifier-data"
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory, sample_parquet) -> Path:
+    """An MLflow model folder saved as the training step saves it."""
+    frame = pd.read_parquet(sample_parquet)
+    pipeline = trainer.train_state_identifier(frame)
+    manifest = {"name": ASSET_NAME, "version": "1"}
+    metadata = trainer.model_metadata(pipeline, frame, manifest, random_seed=0)
+    output = tmp_path_factory.mktemp("model") / "model"
+    trainer.save_state_identifier(pipeline, output, metadata)
+    return output
+
+
+@pytest.fixture
+def data_folder(tmp_path, sample_parquet) -> Path:
+    folder = tmp_path / "asset" / "data"
+    folder.mkdir(parents=True)
+    shutil.copy(sample_parquet, folder / "data.parquet")
+    return folder
+
+
+@pytest.fixture
+def registered(p2e_home, monkeypatch, trained_model) -> str:
+    """Register the trained model as version 1 in a fresh local registry."""
+    uri = f"sqlite:///{p2e_home / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment(
+        "breakage", artifact_location=(p2e_home / "mlartifacts").as_uri()
+    )
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment)
+    run = client.create_run(experiment)
+    client.log_artifacts(run.info.run_id, str(trained_model), "model")
+    client.create_registered_model(MODEL_NAME)
+    version = client.create_model_version(
+        MODEL_NAME, f"{run.info.artifact_uri}/model", run_id=run.info.run_id
+    )
+    client.set_terminated(run.info.run_id)
+    return str(version.version)
+
+
+@pytest.fixture
+def tampered_edge_dir(tmp_path, monkeypatch) -> Path:
+    """A copy of the edge entrypoint that reports the next state instead of the state."""
+    edge = tmp_path / "edge"
+    shutil.copytree(edge_pipeline.EDGE_DIR, edge)
+    entrypoint = edge / edge_pipeline.ENTRYPOINT
+    text = entrypoint.read_text()
+    original = "state = MODEL.predict(features[np.newaxis])[0]"
+    assert original in text
+    entrypoint.write_text(
+        text.replace(
+            original, "state = (MODEL.predict(features[np.newaxis])[0] + 1) % 3"
+        )
+    )
+    monkeypatch.setattr(edge_pipeline, "EDGE_DIR", edge)
+    return edge
+
+
+def edge_versions() -> list:
+    client = mlflow.MlflowClient()
+    return client.search_model_versions(f"name = '{MODEL_NAME}_edge'")
+
+
+def test_package_tampered_entrypoint_one_error(
+    registered, data_folder, tampered_edge_dir, tmp_path, capsys
+):
+    out = tmp_path / "package"
+
+    code = package_model.main(
+        [
+            "--model-name",
+            MODEL_NAME,
+            "--model-version",
+            registered,
+            "--data",
+            str(data_folder),
+            "--package",
+            str(out),
+        ]
+    )
+
+    assert code == 1
+    stderr = capsys.readouterr().err
+    errors = [line for line in stderr.splitlines() if " ERROR " in line]
+    assert "Traceback" not in stderr
+    assert len(errors) == 1
+    assert "disagrees with the model" in errors[0]
+    assert "entrypoint.py" in errors[0]
+    assert list(out.iterdir()) == []
+    assert edge_versions() == []
