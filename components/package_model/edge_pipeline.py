@@ -46,6 +46,10 @@ COMPONENT_NAME = "state_identifier"
 PICKLE_FORMATS = ("pickle", "cloudpickle")
 
 
+class ExportError(RuntimeError):
+    """The AI SDK could not export the edge package, for example over an invalid wheel."""
+
+
 class OfflineReportWriter(PipelineReportWriter):
     """Package report writer that skips the per-dependency vulnerability lookup.
 
@@ -222,10 +226,36 @@ def export_edge_package(
 ) -> Path:
     """Export the full edge package into ``dest``; return the zip path."""
     dest.mkdir(parents=True, exist_ok=True)
-    zip_path = pipeline.export(
-        destination=dest, package_id=package_id, version=version, package_type="full"
-    )
+    try:
+        zip_path = pipeline.export(
+            destination=dest,
+            package_id=package_id,
+            version=version,
+            package_type="full",
+        )
+    except (RuntimeError, AssertionError) as exc:
+        # simaticai 2.9.0 raises either one when pip cannot collect the wheels.
+        raise ExportError(_export_failure(exc)) from exc
     return _with_checksum(Path(zip_path))
+
+
+def _export_failure(exc: Exception) -> str:
+    """Return pip's error lines and where pip looked for wheels, with the fix."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    errors = [line for line in lines if line.startswith("ERROR:")] or lines[:1]
+    wheel_dir = os.environ.get("PIP_FIND_LINKS")
+    if os.environ.get("PIP_NO_INDEX") and wheel_dir:
+        where = (
+            f"pip read wheels only from {wheel_dir}. Fill that folder with "
+            f"'scripts/fetch-wheels.py --dest {wheel_dir}' after deleting any wheel "
+            "that pip reports as invalid."
+        )
+    else:
+        where = (
+            "pip used the package index. Check access to it, or pass --wheels DIR "
+            "filled with scripts/fetch-wheels.py."
+        )
+    return f"Exporting the edge package failed: {' '.join(errors)} {where}"
 
 
 def export_delta_package(

@@ -258,7 +258,13 @@ def main(argv: list[str] | None = None) -> int:
             find_wheel_dir(args.wheels),
             args.batch_input == "True",
         )
-    except (LookupError, ValueError, TypeError, FileNotFoundError) as exc:
+    except (
+        LookupError,
+        ValueError,
+        TypeError,
+        FileNotFoundError,
+        edge_pipeline.ExportError,
+    ) as exc:
         logger.error("Packaging failed: %s", exc)
         return 1
     return 0

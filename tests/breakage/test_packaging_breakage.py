@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -22,6 +23,7 @@ for _stage in ("package_model", "register_package", "train_state_identifier"):
         sys.path.insert(0, str(COMPONENTS_DIR / _stage))
 
 import edge_pipeline
+import edge_requirements
 import package_model
 import train_state_identifier as trainer
 
@@ -118,4 +120,36 @@ def test_package_tampered_entrypoint_one_error(
     assert "disagrees with the model" in errors[0]
     assert "entrypoint.py" in errors[0]
     assert list(out.iterdir()) == []
+    assert edge_versions() == []
+
+
+def write_corrupt_wheels(folder: Path, model: Path) -> list[str]:
+    """Write a file that is not a zip under the wheel name of every edge requirement."""
+    modules = sorted((model / "code").rglob("*.py"))
+    pins = edge_requirements.edge_requirements(modules)
+    for name, version in pins.items():
+        wheel = f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+        (folder / wheel).write_bytes(b"not a wheel")
+    return sorted(pins)
+
+
+def test_package_corrupt_wheels_names_folder(
+    registered, trained_model, tmp_path, monkeypatch
+):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    assert "scikit-learn" in write_corrupt_wheels(wheels, trained_model)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    out = tmp_path / "package"
+
+    with pytest.raises(edge_pipeline.ExportError) as raised:
+        package_model.build_package(MODEL_NAME, registered, out, None, wheels)
+
+    message = str(raised.value)
+    assert str(wheels) in message
+    assert "scripts/fetch-wheels.py" in message
+    assert list(out.iterdir()) == []
+    assert list(temp.iterdir()) == []
     assert edge_versions() == []
