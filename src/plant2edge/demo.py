@@ -151,12 +151,38 @@ def run_demo(data: str, asset_name: str, model_name: str, deliver: bool) -> Summ
     summary.add("metrics", _format_metrics(metrics))
     summary.add("evaluation plots", result.outputs["plots"])
 
-    result = run_stage(3, total, "packaging", {"inputs.model_name": model_name})
-    summary.lines.extend(_packaging_summary(result))
+    packaged = _registered_edge_version(model_name)
+    if packaged is None:
+        result = run_stage(3, total, "packaging", {"inputs.model_name": model_name})
+        summary.lines.extend(_packaging_summary(result))
+    else:
+        logger.info(
+            "Stage 3 of %d: skipped, the latest model version is already packaged "
+            "as %s_edge version %s",
+            total,
+            model_name,
+            packaged,
+        )
+        summary.add("edge package", f"{model_name}_edge version {packaged} (reused)")
 
     if deliver:
         summary.lines.extend(_deliver(4, total, model_name))
     return summary
+
+
+def _registered_edge_version(model_name: str) -> str | None:
+    """Return the ``<model>_edge`` version that packages the latest model version."""
+    import mlflow
+
+    client = mlflow.MlflowClient(settings.tracking_uri(), settings.registry_uri())
+    models = client.search_model_versions(f"name='{model_name}'")
+    if not models:
+        return None
+    latest = str(max(int(version.version) for version in models))
+    for package in client.search_model_versions(f"name='{model_name}_edge'"):
+        if (package.tags or {}).get("model_version") == latest:
+            return str(package.version)
+    return None
 
 
 def _format_metrics(metrics: dict) -> str:
