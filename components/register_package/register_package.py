@@ -11,10 +11,12 @@ and named in the version's tags. Nothing is registered when a check fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -273,6 +275,24 @@ def register(package_dir: Path, validation_dir: Path, model_name: str) -> dict:
     return {"name": edge_name, "version": str(created.version), "tags": tags}
 
 
+@contextlib.contextmanager
+def exit_on_sigterm():
+    """Turn SIGTERM into SystemExit, so that temporary folders and the run are closed.
+
+    The local runner stops a cancelled step with SIGTERM, which by default ends
+    Python without running ``finally`` blocks.
+    """
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -293,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        registered = register(args.package, args.validation, args.model_name)
+        with exit_on_sigterm():
+            registered = register(args.package, args.validation, args.model_name)
     except RegistrationRejected as exc:
         logger.error("Registration rejected: %s", exc)
         return 1

@@ -6,7 +6,12 @@ register nothing and leave no temporary folder behind.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -153,3 +158,101 @@ def test_package_corrupt_wheels_names_folder(
     assert list(out.iterdir()) == []
     assert list(temp.iterdir()) == []
     assert edge_versions() == []
+
+
+REGISTER_UNTIL_STOPPED = """
+import sys
+import time
+
+import mlflow
+
+sys.path.insert(0, {folder!r})
+import register_package
+
+real_log_artifacts = mlflow.log_artifacts
+
+
+def log_then_wait(*args, **kwargs):
+    real_log_artifacts(*args, **kwargs)
+    print("logged", flush=True)
+    time.sleep(60)
+
+
+mlflow.log_artifacts = log_then_wait
+sys.exit(register_package.main(sys.argv[1:]))
+"""
+
+
+def write_validated_package(folder: Path) -> tuple[Path, Path]:
+    """Write a package_model output and a passed validation for version 1."""
+    package, validation = folder / "package", folder / "validation"
+    (package / "edge").mkdir(parents=True)
+    validation.mkdir()
+    zip_path = package / "edge" / "state-identifier-edge_1.zip"
+    zip_path.write_bytes(b"PK\x05\x06" + bytes(18))
+    digest = hashlib.sha256(zip_path.read_bytes()).hexdigest()
+    (package / "edge" / f"{zip_path.name}.sha256").write_text(
+        f"{digest}  {zip_path.name}\n"
+    )
+    info = {
+        "package_id": "3f2b8e0e-5a55-4a39-9d35-3c53e1d0f7a1",
+        "package_version": "1",
+        "model_name": MODEL_NAME,
+        "model_version": "1",
+        "data_asset": f"{ASSET_NAME}:1",
+        "validation": None,
+        "edge_package": f"edge/{zip_path.name}",
+        "edge_package_sha256": digest,
+        "delta_package": None,
+        "delta_origin_version": None,
+        **{k: None for k in ("inputs", "output", "metrics", "parameters")},
+        **{k: None for k in ("window_size", "step", "requirements")},
+        "python_version": "3.11",
+    }
+    (package / "package.json").write_text(json.dumps(info))
+    result = {
+        "passed": True,
+        "edge_package": zip_path.name,
+        "edge_package_sha256": digest,
+        "package_id": info["package_id"],
+    }
+    (validation / "validation.json").write_text(json.dumps(result))
+    return package, validation
+
+
+def test_register_sigterm_leaves_no_temp(p2e_home, tmp_path, monkeypatch):
+    uri = f"sqlite:///{p2e_home / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment(
+        "breakage", artifact_location=(p2e_home / "mlartifacts").as_uri()
+    )
+    package, validation = write_validated_package(tmp_path)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    script = tmp_path / "register_until_stopped.py"
+    folder = str(COMPONENTS_DIR / "register_package")
+    script.write_text(REGISTER_UNTIL_STOPPED.format(folder=folder))
+    env = {
+        **os.environ,
+        "TMPDIR": str(temp),
+        "MLFLOW_TRACKING_URI": uri,
+        "MLFLOW_EXPERIMENT_ID": experiment,
+    }
+    argv = [sys.executable, str(script), "--package", str(package)]
+    argv += ["--validation", str(validation), "--model-name", MODEL_NAME]
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "logged"
+        assert [p.name[:17] for p in temp.iterdir()] == ["register-package-"]
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert process.returncode != 0
+    assert list(temp.iterdir()) == []
+    runs = client.search_runs([experiment])
+    assert [run.info.status for run in runs] == ["FAILED"]
+    assert client.search_model_versions(f"name = '{MODEL_NAME}_edge'") == []
