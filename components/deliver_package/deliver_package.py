@@ -66,6 +66,9 @@ logger = logging.getLogger("deliver_package")
 TRANSPORTS = ("mqtt", "iothub")
 # IoT Hub device ids: up to 128 ASCII letters, digits and -.%_*?!(),:=@$'
 DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.%_*?!(),:=@$']{1,128}$")
+# A day: longer than any package download, and short enough to end a step
+# whose device never answers.
+MAX_TIMEOUT_SECONDS = 24 * 3600
 TRUE_WORDS = ("true", "1", "yes")
 FALSE_WORDS = ("false", "0", "no")
 
@@ -104,10 +107,10 @@ class DeliveryRequest:
             raise DeliveryError(
                 f"transport {self.transport!r} is invalid: use one of {', '.join(TRANSPORTS)}."
             )
-        if not self.timeout_seconds > 0:
+        if not 0 < self.timeout_seconds <= MAX_TIMEOUT_SECONDS:
             raise DeliveryError(
-                f"timeout_seconds {self.timeout_seconds} is invalid: give a positive "
-                "number of seconds."
+                f"timeout_seconds {self.timeout_seconds} is invalid: give a number of "
+                f"seconds above 0 and at most {MAX_TIMEOUT_SECONDS} (one day)."
             )
         if self.package_version != "latest" and not self.package_version.isdigit():
             raise DeliveryError(
