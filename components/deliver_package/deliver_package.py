@@ -11,10 +11,12 @@ SAS token or a connection string.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import re
+import signal
 import sys
 import tempfile
 import uuid
@@ -444,6 +446,24 @@ def request_from_args(args: argparse.Namespace) -> DeliveryRequest:
     )
 
 
+@contextlib.contextmanager
+def exit_on_sigterm():
+    """Turn SIGTERM into SystemExit, so that the package copy is removed.
+
+    The local runner stops a cancelled step with SIGTERM, which by default ends
+    Python without running ``finally`` blocks.
+    """
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging()
@@ -451,7 +471,8 @@ def main(argv: list[str] | None = None) -> int:
 
     report, failed = None, False
     try:
-        report = deliver(request, args.delivery_report)
+        with exit_on_sigterm():
+            report = deliver(request, args.delivery_report)
     except (
         DeliveryError,
         RegistryError,

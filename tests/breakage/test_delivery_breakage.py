@@ -51,3 +51,73 @@ def test_delivery_rejects_endless_timeout(seconds):
 
 def test_delivery_accepts_one_day_timeout():
     request(timeout_seconds=86400).validate()
+
+
+@pytest.fixture(scope="module")
+def cloud_stack(tmp_path_factory):
+    """Mosquitto on a free port and Azurite, with no device: nobody answers."""
+    stack = start_stack(tmp_path_factory.mktemp("stack"), mqtt_port=free_port())
+    yield stack
+    stack.stop()
+
+
+def register_fake_package(home: Path) -> str:
+    """Register version 1 of a small zip that follows the edge package contract."""
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment(
+        "breakage", artifact_location=(home / "mlartifacts").as_uri()
+    )
+    folder = home / "build"
+    folder.mkdir()
+    zip_path = folder / "state-identifier-edge_1.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr("pipeline_config.yml", "dataFlowPipelineInfo: {}\n")
+        archive.writestr("payload.bin", os.urandom(1 << 20))
+    digest = hashlib.sha256(zip_path.read_bytes()).hexdigest()
+    (folder / f"{zip_path.name}.sha256").write_text(f"{digest}  {zip_path.name}\n")
+    info = {"package_id": str(uuid.uuid4()), "package_version": "1"}
+    (folder / "package.json").write_text(json.dumps(info))
+    run = client.create_run(experiment)
+    client.log_artifacts(run.info.run_id, str(folder), "edge_package")
+    client.set_terminated(run.info.run_id)
+    client.create_registered_model(PACKAGE_NAME)
+    source = f"{run.info.artifact_uri}/edge_package"
+    client.create_model_version(PACKAGE_NAME, source, run_id=run.info.run_id)
+    return uri
+
+
+def test_delivery_sigterm_leaves_no_package_copy(p2e_home, cloud_stack, tmp_path):
+    uri = register_fake_package(p2e_home)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    log = tmp_path / "step.log"
+    env = {
+        **os.environ,
+        "TMPDIR": str(temp),
+        "MLFLOW_TRACKING_URI": uri,
+        "PLANT2EDGE_LOCALSTACK_DIR": str(cloud_stack.state_dir),
+    }
+    for name in ("AZURE_STORAGE_CONNECTION_STRING", "PLANT2EDGE_KEY_VAULT_URL"):
+        env.pop(name, None)
+    argv = [sys.executable, str(COMPONENT_DIR / "deliver_package.py")]
+    argv += ["--package-name", PACKAGE_NAME, "--device-id", "amm-nobody"]
+    argv += ["--project-id", "line-7", "--require-approval", "False"]
+    argv += ["--transport", "mqtt", "--timeout-seconds", "60"]
+    argv += ["--delivery-report", str(tmp_path / "report")]
+    with open(log, "wb") as output:
+        process = subprocess.Popen(argv, env=env, stderr=output, stdout=output)
+    try:
+        assert wait_until(lambda: b"sending newDelivery" in log.read_bytes(), 60)
+        assert [p.name.startswith("deliver-package-") for p in temp.iterdir()] == [True]
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert process.returncode != 0
+    assert list(temp.iterdir()) == []
+    tags = mlflow.MlflowClient(uri).get_model_version(PACKAGE_NAME, "1").tags
+    assert not any(key.startswith("deliver") for key in tags)
