@@ -286,11 +286,8 @@ class IoTHubTransport(Transport):
         lookback: dt.timedelta = dt.timedelta(seconds=60),
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ):
-        from azure.iot.hub import IoTHubRegistryManager
-
-        self._registry = IoTHubRegistryManager.from_connection_string(
-            service_connection_string
-        )
+        self._service_connection_string = service_connection_string
+        self._registry = self._new_registry()
         self._eventhub_connection_string = eventhub_connection_string
         self.consumer_group = consumer_group
         self.lookback = lookback
@@ -299,6 +296,13 @@ class IoTHubTransport(Transport):
         self._devices: set[str] = set()
         self._consumer = None
         self._thread: threading.Thread | None = None
+
+    def _new_registry(self):
+        from azure.iot.hub import IoTHubRegistryManager
+
+        return IoTHubRegistryManager.from_connection_string(
+            self._service_connection_string
+        )
 
     def open(self, device_id: str) -> None:
         self._devices.add(device_id)
@@ -336,7 +340,10 @@ class IoTHubTransport(Transport):
             )
         except Exception as exc:
             # azure-iot-hub raises a bare Exception ("C2D message send failure")
-            # or uamqp errors; all of them are worth a bounded retry.
+            # or uamqp errors; all of them are worth a bounded retry. The failed
+            # AMQP client cannot connect again (its authentication is used up),
+            # so the retry gets a new one.
+            self._registry = self._new_registry()
             raise TransientSendError(f"{type(exc).__name__}: {exc}") from exc
 
     def receive(self, timeout: float) -> D2CMessage | None:

@@ -121,3 +121,31 @@ def test_delivery_sigterm_leaves_no_package_copy(p2e_home, cloud_stack, tmp_path
     assert list(temp.iterdir()) == []
     tags = mlflow.MlflowClient(uri).get_model_version(PACKAGE_NAME, "1").tags
     assert not any(key.startswith("deliver") for key in tags)
+
+
+LOOPBACK_HUB = (
+    "HostName=127.0.0.1;SharedAccessKeyName=service;"
+    "SharedAccessKey=c2VydmljZS1rZXktZm9yLWEtdGVzdC1vbmx5LTEyMzQ1Ng=="
+)
+LOOPBACK_EVENTS = (
+    "Endpoint=sb://127.0.0.1/;SharedAccessKeyName=service;"
+    "SharedAccessKey=ZXZlbnRzLWtleS1mb3ItYS10ZXN0LW9ubHk=;EntityPath=hub"
+)
+
+
+def test_iothub_retry_opens_new_connection():
+    from delivery_protocol import C2DMessage, TransientSendError
+    from delivery_transports import IoTHubTransport
+
+    transport = IoTHubTransport(LOOPBACK_HUB, LOOPBACK_EVENTS)
+    message = C2DMessage({"type": "event"}, b"{}")
+    errors = []
+    for _ in range(2):
+        with pytest.raises(TransientSendError) as raised:
+            transport.send_c2d("amm-1", message)
+        errors.append(str(raised.value))
+    transport.close()
+
+    assert "AMQPConnectionError" in errors[0]
+    assert "AMQPConnectionError" in errors[1]
+    assert "consumed" not in errors[1]
