@@ -149,3 +149,25 @@ def test_iothub_retry_opens_new_connection():
     assert "AMQPConnectionError" in errors[0]
     assert "AMQPConnectionError" in errors[1]
     assert "consumed" not in errors[1]
+
+
+@pytest.mark.parametrize(
+    ("device_id", "error"),
+    [
+        ("amm 1", "device_id 'amm 1' is invalid"),
+        ("line(7)*", "Edge package 'state-identifier_edge' is not registered"),
+    ],
+    ids=["space", "shell-characters"],
+)
+def test_delivery_pipeline_passes_device_id_whole(p2e_home, device_id, error):
+    from plant2edge.runner import run_pipeline
+
+    pipeline = settings.repo_root() / "pipelines" / "delivery.yaml"
+    overrides = {"inputs.device_id": device_id, "inputs.transport": "mqtt"}
+
+    result = run_pipeline(pipeline, overrides, stream_logs=False)
+
+    assert result.status == "Failed"
+    stderr = (result.steps["deliver"].log_dir / "stderr.txt").read_text()
+    assert error in stderr
+    assert "unrecognized arguments" not in stderr
