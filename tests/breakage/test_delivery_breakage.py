@@ -6,15 +6,10 @@ must leave no copy of the package in TMPDIR.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
 import subprocess
 import sys
-import uuid
-import zipfile
-from pathlib import Path
 
 import mlflow
 import pytest
@@ -28,8 +23,7 @@ if str(COMPONENT_DIR) not in sys.path:
     sys.path.insert(0, str(COMPONENT_DIR))
 
 from deliver_package import DeliveryError, DeliveryRequest
-
-PACKAGE_NAME = "state-identifier_edge"
+from delivery_breakage_support import PACKAGE_NAME, register_fake_package
 
 
 def request(**overrides) -> DeliveryRequest:
@@ -59,32 +53,6 @@ def cloud_stack(tmp_path_factory):
     stack = start_stack(tmp_path_factory.mktemp("stack"), mqtt_port=free_port())
     yield stack
     stack.stop()
-
-
-def register_fake_package(home: Path) -> str:
-    """Register version 1 of a small zip that follows the edge package contract."""
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    client = mlflow.MlflowClient(uri)
-    experiment = client.create_experiment(
-        "breakage", artifact_location=(home / "mlartifacts").as_uri()
-    )
-    folder = home / "build"
-    folder.mkdir()
-    zip_path = folder / "state-identifier-edge_1.zip"
-    with zipfile.ZipFile(zip_path, "w") as archive:
-        archive.writestr("pipeline_config.yml", "dataFlowPipelineInfo: {}\n")
-        archive.writestr("payload.bin", os.urandom(1 << 20))
-    digest = hashlib.sha256(zip_path.read_bytes()).hexdigest()
-    (folder / f"{zip_path.name}.sha256").write_text(f"{digest}  {zip_path.name}\n")
-    info = {"package_id": str(uuid.uuid4()), "package_version": "1"}
-    (folder / "package.json").write_text(json.dumps(info))
-    run = client.create_run(experiment)
-    client.log_artifacts(run.info.run_id, str(folder), "edge_package")
-    client.set_terminated(run.info.run_id)
-    client.create_registered_model(PACKAGE_NAME)
-    source = f"{run.info.artifact_uri}/edge_package"
-    client.create_model_version(PACKAGE_NAME, source, run_id=run.info.run_id)
-    return uri
 
 
 def test_delivery_sigterm_leaves_no_package_copy(p2e_home, cloud_stack, tmp_path):

@@ -53,6 +53,10 @@ FINAL_STATES = ("Success", "Error")
 PIPELINE_CONFIG = "pipeline_config.yml"
 SHA256_HEADER = "x-ms-meta-sha256"
 DOWNLOAD_CHUNK = 1 << 20
+# While the broker restarts, azure-iot-device fails a send at once, so the
+# simulator sends the message again every second for up to this long.
+SEND_RETRY_SECONDS = 60.0
+SEND_RETRY_DELAY = 1.0
 CONNECTION_KEYS = (
     "ca_cert",
     "x509_certificate",
@@ -245,6 +249,37 @@ def run_package(path: Path, sample_rows: Path, work_dir: Path) -> int:
     return len(outputs or [])
 
 
+def send_with_retry(client, message, retry_seconds: float) -> None:
+    """Send ``message``, trying again every second while the connection is down."""
+    from azure.iot.device.exceptions import (
+        ConnectionDroppedError,
+        ConnectionFailedError,
+        NoConnectionError,
+        OperationTimeout,
+    )
+
+    deadline = time.monotonic() + retry_seconds
+    while True:
+        try:
+            client.send_message(message)
+            return
+        except (
+            ConnectionDroppedError,
+            ConnectionFailedError,
+            NoConnectionError,
+            OperationTimeout,
+        ) as exc:
+            if time.monotonic() >= deadline:
+                raise
+            logger.warning(
+                "Delivery %s: sending failed (%s); trying again in %.0f s",
+                message.custom_properties.get("deliveryId"),
+                type(exc).__name__,
+                SEND_RETRY_DELAY,
+            )
+            time.sleep(SEND_RETRY_DELAY)
+
+
 class ModelManager:
     """The device side of the delivery protocol, independent of the MQTT client."""
 
@@ -269,7 +304,7 @@ class ModelManager:
             content_type="application/json",
         )
         message.custom_properties.update({"deliveryId": delivery_id, **properties})
-        self.client.send_message(message)
+        send_with_retry(self.client, message, SEND_RETRY_SECONDS)
 
     def request_url(self, delivery_id: str) -> None:
         logger.info("Delivery %s: sending presignedUrlRequest", delivery_id)
@@ -489,7 +524,15 @@ def serve(connection_file: Path, state_dir: Path, options: DeviceOptions) -> int
             properties, data = inbox.get(timeout=0.2)
         except queue.Empty:
             continue
-        manager.handle(properties, data)
+        try:
+            manager.handle(properties, data)
+        except Exception:
+            # The device logs the failure and keeps serving later deliveries.
+            logger.exception(
+                "Delivery %s: handling the %s message failed",
+                properties.get("deliveryId"),
+                properties.get("kind"),
+            )
     logger.info("Stopping the simulator for device %s", connection.device_id)
     ready.unlink(missing_ok=True)
     client.shutdown()

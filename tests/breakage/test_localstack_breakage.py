@@ -1,0 +1,76 @@
+"""Breaking the local stack: broker restarts, odd device ids, recycled PIDs, bad state.
+
+The simulated AI Model Manager must outlive a broker restart, no device may
+live outside ``devices/``, and ``stack stop`` must never signal a process
+that is not this stack's own.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import pytest
+from delivery_breakage_support import PACKAGE_NAME, register_fake_package
+
+from plant2edge import settings
+from plant2edge.localstack import start_stack
+from plant2edge.localstack.processes import wait_until
+
+COMPONENT_DIR = settings.repo_root() / "components" / "deliver_package"
+if str(COMPONENT_DIR) not in sys.path:
+    sys.path.insert(0, str(COMPONENT_DIR))
+
+from deliver_package import DeliveryError, DeliveryRequest, deliver
+
+BROKER_DOWN_SECONDS = 2.0
+
+
+@pytest.fixture(scope="module")
+def device_stack(tmp_path_factory):
+    """Mosquitto on 127.0.0.1:8883, where azure-iot-device connects, and Azurite."""
+    stack = start_stack(tmp_path_factory.mktemp("stack"))
+    yield stack
+    stack.stop()
+
+
+def test_device_outlives_broker_restart(p2e_home, device_stack, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", register_fake_package(p2e_home))
+    monkeypatch.setenv("PLANT2EDGE_LOCALSTACK_DIR", str(device_stack.state_dir))
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    connection = device_stack.provision_device("amm-restart")
+    device = device_stack.start_device(connection, mode="slow", state_delay=0.5)
+    request = DeliveryRequest(
+        package_name=PACKAGE_NAME,
+        device_id="amm-restart",
+        project_id="line-7",
+        require_approval=False,
+        timeout_seconds=30,
+    )
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["report"] = deliver(request, p2e_home / "report")
+        except DeliveryError as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        assert wait_until(lambda: device.delivery_state() == "Downloading", 30)
+        assert device_stack.kill_broker()
+        # The device tries to report Verifying while the broker is down.
+        time.sleep(BROKER_DOWN_SECONDS)
+        device_stack.start_broker()
+        worker.join(timeout=60)
+        assert wait_until(lambda: device.delivery_state() in ("Success", "Error"), 30)
+        running = device.is_running()
+    finally:
+        worker.join(timeout=60)
+        device.stop()
+
+    assert running
+    assert device.delivery_state() == "Success"
+    assert "report" in outcome or "timed out" in str(outcome["error"])
