@@ -107,7 +107,10 @@ allow_anonymous false
 acl_file {files.acl}
 persistence true
 persistence_location {files.persistence}/
+# Save after every change, so that a broker killed a moment after the cloud
+# side subscribed still queues the device's messages for it after a restart.
 autosave_interval 1
+autosave_on_changes true
 persistent_client_expiration 1h
 log_dest stdout
 log_type error
