@@ -40,6 +40,8 @@ LOCAL_HUB = "127.0.0.1"
 CERT_VALIDITY_DAYS = 365
 # IoT Hub device ids: up to 128 ASCII letters, digits and -.%_*?!(),:=@$'
 DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.%_*?!(),:=@$']{1,128}$")
+# Device ids that IoT Hub accepts but that name a folder, not a file name.
+FOLDER_NAMES = (".", "..")
 HUB_PATTERN = re.compile(
     r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$"
 )
@@ -312,6 +314,12 @@ def provision_local_device(
 ) -> ProvisionedDevice:
     """Provision ``device_id`` for the local stack and write its connection file."""
     validate_device_id(device_id)
+    if device_id in FOLDER_NAMES:
+        raise ConnectError(
+            f"Device id {device_id!r} is invalid for the local stack: it names a "
+            "folder, and the stack keeps each device in devices/<id>/. Choose an id "
+            "with a letter or digit."
+        )
     if device_id == CLOUD_IDENTITY:
         raise ConnectError(
             f"Device id {CLOUD_IDENTITY!r} is reserved for the cloud side of the "

@@ -7,15 +7,25 @@ that is not this stack's own.
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from delivery_breakage_support import PACKAGE_NAME, register_fake_package
 
 from plant2edge import settings
-from plant2edge.localstack import start_stack
+from plant2edge.connect import ConnectError, provision_local_device
+from plant2edge.localstack import (
+    BlobEndpoint,
+    MqttEndpoint,
+    Stack,
+    StackError,
+    start_stack,
+)
 from plant2edge.localstack.processes import wait_until
 
 COMPONENT_DIR = settings.repo_root() / "components" / "deliver_package"
@@ -75,3 +85,32 @@ def test_device_outlives_broker_restart(p2e_home, device_stack, monkeypatch):
     assert device.delivery_state() == "Success"
     assert outcome.get("error") is None
     assert outcome["report"]["final_state"] == "Success"
+
+
+@pytest.mark.parametrize("device_id", [".", ".."])
+def test_provision_rejects_folder_device_id(tmp_path, device_id):
+    out = tmp_path / "connection.json"
+
+    with pytest.raises(ConnectError, match=rf"Device id '{re.escape(device_id)}'"):
+        provision_local_device(device_id, out, state_dir=tmp_path / "state")
+
+    assert not out.exists()
+    assert list((tmp_path / "state").rglob("registration.json")) == []
+
+
+@pytest.mark.parametrize("device_id", [".", ".."])
+def test_start_device_rejects_folder_device_id(tmp_path, device_id):
+    connection = tmp_path / "connection.json"
+    connection.write_text(json.dumps({"client_id": device_id}))
+    stack = Stack(
+        tmp_path / "state",
+        MqttEndpoint("127.0.0.1", 8883, Path(), Path(), Path(), ""),
+        BlobEndpoint("", "", "", 0),
+    )
+
+    with pytest.raises(
+        StackError, match=rf"device id '{re.escape(device_id)}', which names a folder"
+    ):
+        stack.start_device(connection)
+
+    assert list((tmp_path / "state").rglob("device.pid")) == []

@@ -166,6 +166,12 @@ class Stack:
         installs the package's dependencies from ``wheels`` when given.
         """
         device_id = json.loads(Path(connection_file).read_text())["client_id"]
+        if device_id in (".", ".."):
+            raise StackError(
+                f"The connection file {connection_file} has device id {device_id!r}, "
+                "which names a folder, so the device cannot have its own folder in "
+                "devices/. Provision a device whose id has a letter or digit."
+            )
         folder = self.state_dir / "devices" / device_id
         folder.mkdir(parents=True, exist_ok=True)
         device = DeviceProcess(device_id, folder)
