@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -24,6 +25,8 @@ from plant2edge.localstack import (
     MqttEndpoint,
     Stack,
     StackError,
+    azurite,
+    broker,
     start_stack,
 )
 from plant2edge.localstack.processes import wait_until
@@ -114,3 +117,49 @@ def test_start_device_rejects_folder_device_id(tmp_path, device_id):
         stack.start_device(connection)
 
     assert list((tmp_path / "state").rglob("device.pid")) == []
+
+
+@pytest.fixture
+def decoys():
+    """Start stand-ins for another stack's servers; stop them by PID afterwards."""
+    started = []
+
+    def start(args: list[str], cwd: Path) -> subprocess.Popen:
+        cwd.mkdir(parents=True, exist_ok=True)
+        sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+        process = subprocess.Popen(sleeper + args, cwd=cwd)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.parametrize("port_file", [True, False], ids=["port-file", "no-port-file"])
+def test_stop_spares_other_stacks_azurite(tmp_path, decoys, port_file, caplog):
+    files = azurite.AzuriteFiles(tmp_path / "mine" / "azurite")
+    files.folder.mkdir(parents=True)
+    args = ["azurite-blob", "--blobHost", "127.0.0.1", "--blobPort", "38113"]
+    other = decoys(args + ["--inMemoryPersistence"], tmp_path / "other" / "azurite")
+    if port_file:
+        files.port.write_text("38113\n")
+    files.pid.write_text(f"{other.pid}\n")
+
+    assert not azurite.running(files)
+    assert not azurite.stop(files)
+    assert other.poll() is None
+    assert f"Left pid {other.pid} from {files.pid} running" in caplog.text
+
+
+def test_stop_spares_mosquitto_of_nested_state_dir(tmp_path, decoys):
+    files = broker.BrokerFiles(tmp_path / "state" / "broker")
+    files.folder.mkdir(parents=True)
+    nested_config = f"{tmp_path}/other{files.config}"
+    other = decoys(["-c", nested_config], tmp_path / "other")
+    files.pid.write_text(f"{other.pid}\n")
+
+    assert not broker.running(files)
+    assert not broker.stop(files)
+    assert other.poll() is None

@@ -118,7 +118,11 @@ def start(
     # A custom account replaces the documented default account and its
     # published key, so the key in stack.json is a real secret to protect.
     env = {**os.environ, "AZURITE_ACCOUNTS": f"{ACCOUNT_NAME}:{account_key}"}
-    process = spawn(argv, log_path=files.log, pid_path=files.pid, env=env)
+    # The working folder identifies this stack's Azurite, even next to another
+    # stack's Azurite on the same port: azurite-blob has no option to carry it.
+    process = spawn(
+        argv, log_path=files.log, pid_path=files.pid, env=env, cwd=files.folder
+    )
     ready = wait_until(
         lambda: _responds_to_http(port) or process.poll() is not None, timeout, 0.05
     )
@@ -142,12 +146,12 @@ def marker(files: AzuriteFiles) -> str:
 
 
 def stop(files: AzuriteFiles) -> bool:
-    return stop_pid(files.pid, marker(files), name="Azurite")
+    return stop_pid(files.pid, marker(files), name="Azurite", cwd=files.folder)
 
 
 def kill(files: AzuriteFiles) -> bool:
-    return kill_pid(files.pid, marker(files), name="Azurite")
+    return kill_pid(files.pid, marker(files), name="Azurite", cwd=files.folder)
 
 
 def running(files: AzuriteFiles) -> bool:
-    return is_running(read_pid(files.pid), marker(files))
+    return is_running(read_pid(files.pid), marker(files), files.folder)

@@ -153,7 +153,7 @@ def start(
 
     ``port_wait`` gives a broker killed a moment ago time to release the port.
     """
-    if is_running(read_pid(files.pid), str(files.config)):
+    if is_running(read_pid(files.pid), marker(files)):
         raise StackError(
             f"Mosquitto from {files.folder} is already running "
             f"(pid {read_pid(files.pid)}). Stop it with 'plant2edge stack stop'."
@@ -185,13 +185,22 @@ def start(
     return process
 
 
+def marker(files: BrokerFiles) -> str:
+    """Return the command-line text that identifies this stack's Mosquitto.
+
+    The option name and the trailing space keep the config of a state folder
+    nested below another path, such as /x/tmp/s for /tmp/s, from matching.
+    """
+    return f"-c {files.config} "
+
+
 def stop(files: BrokerFiles) -> bool:
-    return stop_pid(files.pid, str(files.config), name="Mosquitto")
+    return stop_pid(files.pid, marker(files), name="Mosquitto")
 
 
 def kill(files: BrokerFiles) -> bool:
-    return kill_pid(files.pid, str(files.config), name="Mosquitto")
+    return kill_pid(files.pid, marker(files), name="Mosquitto")
 
 
 def running(files: BrokerFiles) -> bool:
-    return is_running(read_pid(files.pid), str(files.config))
+    return is_running(read_pid(files.pid), marker(files))

@@ -98,47 +98,74 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def is_running(pid: int | None, marker: str) -> bool:
+def _cwd(pid: int) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
+
+
+def is_running(pid: int | None, marker: str, cwd: Path | None = None) -> bool:
     """Return whether ``pid`` is alive and its command line contains ``marker``.
 
     The marker (a state-folder path or port of this stack) keeps a recycled PID
-    of some other program from being taken for ours.
+    of some other program from being taken for ours. A server whose command
+    line names no folder of this stack is also checked by its working folder
+    ``cwd``.
     """
     if pid is None:
         return False
     _reap(pid)
     if _is_zombie(pid):
         return False
-    return marker in _cmdline(pid)
+    if marker not in _cmdline(pid):
+        return False
+    return cwd is None or _cwd(pid) == cwd.resolve()
 
 
-def stop_pid(pid_path: Path, marker: str, *, name: str, timeout: float = 10.0) -> bool:
+def stop_pid(
+    pid_path: Path,
+    marker: str,
+    *,
+    name: str,
+    timeout: float = 10.0,
+    cwd: Path | None = None,
+) -> bool:
     """Stop the process recorded in ``pid_path`` with SIGTERM, then SIGKILL.
 
     Return False when no such process was running. The PID file is removed.
     """
     pid = read_pid(pid_path)
-    if not is_running(pid, marker):
+    if not is_running(pid, marker, cwd):
+        if pid is not None and not _is_zombie(pid):
+            logger.warning(
+                "Left pid %d from %s running: it is not this stack's %s",
+                pid,
+                pid_path,
+                name,
+            )
         pid_path.unlink(missing_ok=True)
         return False
     logger.info("Stopping %s (pid %d)", name, pid)
     os.kill(pid, signal.SIGTERM)
-    if not wait_until(lambda: not is_running(pid, marker), timeout):
+    if not wait_until(lambda: not is_running(pid, marker, cwd), timeout):
         logger.warning("%s (pid %d) ignored SIGTERM; sending SIGKILL", name, pid)
         os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: not is_running(pid, marker), timeout)
+        wait_until(lambda: not is_running(pid, marker, cwd), timeout)
     pid_path.unlink(missing_ok=True)
     return True
 
 
-def kill_pid(pid_path: Path, marker: str, *, name: str) -> bool:
+def kill_pid(
+    pid_path: Path, marker: str, *, name: str, cwd: Path | None = None
+) -> bool:
     """Kill the process in ``pid_path`` with SIGKILL, as a crash would."""
     pid = read_pid(pid_path)
-    if not is_running(pid, marker):
+    if not is_running(pid, marker, cwd):
         return False
     logger.info("Killing %s (pid %d) with SIGKILL", name, pid)
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not is_running(pid, marker), 10.0)
+    wait_until(lambda: not is_running(pid, marker, cwd), 10.0)
     pid_path.unlink(missing_ok=True)
     return True
 
