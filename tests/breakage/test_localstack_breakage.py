@@ -29,7 +29,8 @@ from plant2edge.localstack import (
     broker,
     start_stack,
 )
-from plant2edge.localstack.processes import wait_until
+from plant2edge.localstack import cli as stack_cli
+from plant2edge.localstack.processes import free_port, wait_until
 
 COMPONENT_DIR = settings.repo_root() / "components" / "deliver_package"
 if str(COMPONENT_DIR) not in sys.path:
@@ -163,3 +164,35 @@ def test_stop_spares_mosquitto_of_nested_state_dir(tmp_path, decoys):
     assert not broker.running(files)
     assert not broker.stop(files)
     assert other.poll() is None
+
+
+@pytest.mark.parametrize("content", ['{"mqtt": ', "{}"], ids=["truncated", "empty"])
+def test_stop_with_damaged_stack_file(tmp_path, content, capsys):
+    state = tmp_path / "state"
+    stack = start_stack(state, mqtt_port=free_port())
+    try:
+        stack.stack_file.write_text(content)
+
+        code = stack_cli.main(["--state-dir", str(state), "stop"])
+        stopped = capsys.readouterr().out
+    finally:
+        stack.stop()
+
+    assert code == 0
+    assert "azurite" in stopped
+    assert "mosquitto" in stopped
+    assert not broker.running(stack.broker_files)
+    assert not azurite.running(stack.azurite_files)
+
+
+def test_status_with_damaged_stack_file(tmp_path, capsys):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "stack.json").write_text('{"mqtt": ')
+
+    code = stack_cli.main(["--state-dir", str(state), "status"])
+
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "stack.json" in error
+    assert "plant2edge stack stop" in error

@@ -361,11 +361,22 @@ def attach_stack(state_dir: Path | None = None) -> Stack:
     state_dir = Path(state_dir or default_state_dir()).resolve()
     try:
         document = json.loads((state_dir / STACK_FILE).read_text())
+        return _stack_from(state_dir, document)
     except FileNotFoundError as exc:
         raise StackError(
             f"No local stack in {state_dir} ({STACK_FILE} is missing). Start one "
             "with 'plant2edge stack start'."
         ) from exc
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        # The message names the file only, because its content holds the key.
+        raise StackError(
+            f"{state_dir / STACK_FILE} is damaged ({type(exc).__name__}). Stop the "
+            "servers with 'plant2edge stack stop', which finds them by their PID "
+            "files, and start the stack again."
+        ) from exc
+
+
+def _stack_from(state_dir: Path, document: dict) -> Stack:
     mqtt, blob = document["mqtt"], document["blob"]
     account_key = dict(
         item.split("=", 1)
