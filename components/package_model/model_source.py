@@ -74,10 +74,16 @@ class ModelSource:
 
 
 def check_version_text(model_version: str) -> str:
-    """Return ``model_version`` stripped, or raise ValueError unless digits or 'latest'."""
+    """Return 'latest' or the version number without leading zeros ("01" -> "1").
+
+    Raise ValueError for anything else. The number becomes the edge package
+    version, so "01" and "1" must give the same package.
+    """
     text = str(model_version).strip()
-    if text == "latest" or VERSION_PATTERN.match(text):
+    if text == "latest":
         return text
+    if VERSION_PATTERN.match(text):
+        return str(int(text))
     raise ValueError(
         f"Invalid model_version {model_version!r}: use a registered version number "
         "such as 3, or 'latest'. The edge package version equals the model version, "

@@ -82,7 +82,8 @@ def resolve_version(name: str, model_version: str) -> str:
             f"Registered model {name!r} has no version {text}; registered versions "
             f"are {versions}."
         )
-    return text
+    # "01" is version 1, as package_model reads it.
+    return str(int(text))
 
 
 def check_model(info: dict, model_name: str, model_version: str) -> str:

@@ -23,14 +23,21 @@ import pytest
 from plant2edge import settings
 
 COMPONENTS_DIR = settings.repo_root() / "components"
-for _stage in ("package_model", "register_package", "train_state_identifier"):
+for _stage in (
+    "package_model",
+    "register_package",
+    "train_state_identifier",
+    "validate_package",
+):
     if str(COMPONENTS_DIR / _stage) not in sys.path:
         sys.path.insert(0, str(COMPONENTS_DIR / _stage))
 
 import edge_pipeline
 import edge_requirements
+import model_source
 import package_model
 import train_state_identifier as trainer
+import validation_inputs
 
 MODEL_NAME = "state-identifier"
 ASSET_NAME = "state-identifier-data"
@@ -256,3 +263,11 @@ def test_register_sigterm_leaves_no_temp(p2e_home, tmp_path, monkeypatch):
     runs = client.search_runs([experiment])
     assert [run.info.status for run in runs] == ["FAILED"]
     assert client.search_model_versions(f"name = '{MODEL_NAME}_edge'") == []
+
+
+@pytest.mark.parametrize("text", ["01", "001", " 1 "])
+def test_model_version_with_leading_zero_is_number(registered, text):
+    client = mlflow.MlflowClient()
+
+    assert model_source.resolve_version(client, MODEL_NAME, text) == "1"
+    assert validation_inputs.resolve_version(MODEL_NAME, text) == "1"
