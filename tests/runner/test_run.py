@@ -242,6 +242,9 @@ def test_failed_step_keeps_earlier_outputs(pipelines_dir, p2e_home):
     assert write_output.read_text() == "before the failure\n"
     assert not (result.run_dir / "fail" / "outputs").exists()
     assert not (result.run_dir / "fail" / ".staging").exists()
+    partial = result.run_dir / "fail" / "failed-outputs" / "result" / "result"
+    assert partial.read_text() == "before the failure\n"
+    assert f"What it wrote before failing: {partial.parents[1]}" in result.error
     assert not (result.run_dir / "shout").exists()
     assert "problem line 30" in result.error
     assert "problem line 10" not in result.error

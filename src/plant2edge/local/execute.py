@@ -22,6 +22,7 @@ from typing import BinaryIO, TextIO
 FILE_TYPES = frozenset({"uri_file"})
 STAGING = ".staging"
 OUTPUTS = "outputs"
+FAILED_OUTPUTS = "failed-outputs"
 _KILL_TIMEOUT_S = 10
 
 
@@ -183,5 +184,17 @@ def publish_outputs(step_dir: Path, outputs: dict[str, str]) -> dict[str, Path]:
     }
 
 
-def discard_outputs(step_dir: Path) -> None:
-    shutil.rmtree(step_dir / STAGING, ignore_errors=True)
+def discard_outputs(step_dir: Path) -> Path | None:
+    """Move what a failed step wrote to ``failed-outputs/`` and return that folder.
+
+    Later steps never read it, but a failed step's own report (a validation
+    report, say) stays there for inspection. Returns None when it wrote nothing.
+    """
+    staging = step_dir / STAGING
+    kept = step_dir / FAILED_OUTPUTS
+    shutil.rmtree(kept, ignore_errors=True)
+    if not staging.is_dir() or not any(path.is_file() for path in staging.rglob("*")):
+        shutil.rmtree(staging, ignore_errors=True)
+        return None
+    os.replace(staging, kept)
+    return kept
