@@ -36,12 +36,12 @@ DEMO_ENVIRONMENT = "dev"
 
 
 class DemoError(RuntimeError):
-    """A demo stage could not run; the message says what to do next."""
+    """A demo stage failed. The message names the cause and the next command."""
 
 
 @dataclass
 class Summary:
-    """What the demo prints at the end, filled stage by stage."""
+    """Summary lines printed at the end of the demo, added stage by stage."""
 
     lines: list[str] = field(default_factory=list)
 

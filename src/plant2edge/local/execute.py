@@ -3,7 +3,8 @@
 The command runs with ``bash -c`` as in an Azure ML container, with the
 venv's ``bin`` first on PATH. Its stdout and stderr are written to log files
 and echoed to the console. Outputs are created in a staging folder that is
-renamed to ``outputs/`` only when the step succeeds.
+renamed to ``outputs/`` only when the step succeeds, and to ``failed-outputs/``
+when it fails.
 """
 
 from __future__ import annotations
@@ -191,10 +192,10 @@ def discard_outputs(step_dir: Path) -> Path | None:
     report, say) stays there for inspection. Returns None when it wrote nothing.
     """
     staging = step_dir / STAGING
-    kept = step_dir / FAILED_OUTPUTS
-    shutil.rmtree(kept, ignore_errors=True)
+    failed_dir = step_dir / FAILED_OUTPUTS
+    shutil.rmtree(failed_dir, ignore_errors=True)
     if not staging.is_dir() or not any(path.is_file() for path in staging.rglob("*")):
         shutil.rmtree(staging, ignore_errors=True)
         return None
-    os.replace(staging, kept)
-    return kept
+    os.replace(staging, failed_dir)
+    return failed_dir

@@ -282,9 +282,9 @@ class PipelineRun:
             f"Inspect it with: less {stderr_path}",
             f"Command: {self.run_dir / step.name / 'command.sh'}",
         ]
-        kept = self.run_dir / step.name / execute.FAILED_OUTPUTS
-        if kept.is_dir():
-            report.append(f"What it wrote before failing: {kept}")
+        failed_dir = self.run_dir / step.name / execute.FAILED_OUTPUTS
+        if failed_dir.is_dir():
+            report.append(f"What it wrote before failing: {failed_dir}")
         if skipped:
             report.append(f"Skipped steps: {', '.join(skipped)}")
         return "\n".join(report)
