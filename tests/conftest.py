@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -13,6 +14,22 @@ os.environ.setdefault("SIMATICAI_TELEMETRY", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO_ROOT = settings.repo_root()
+
+
+@pytest.fixture(autouse=True)
+def _drop_stream_handlers_added_by_test():
+    """Remove root StreamHandlers that a component's main() added in a test.
+
+    logging.basicConfig binds the sys.stderr of the moment, which pytest's
+    capsys closes after the test. Later basicConfig calls do nothing while that
+    handler stays, so later tests would log into a closed stream.
+    """
+    root = logging.getLogger()
+    before = list(root.handlers)
+    yield
+    for handler in list(root.handlers):
+        if handler not in before and type(handler) is logging.StreamHandler:
+            root.removeHandler(handler)
 
 
 @pytest.fixture
