@@ -94,7 +94,8 @@ def run_stage(number: int, total: int, pipeline: str, overrides: dict[str, str])
     path = settings.repo_root() / "pipelines" / f"{pipeline}.yaml"
     logger.info("Stage %d of %d: %s pipeline", number, total, pipeline)
     started = time.monotonic()
-    result = run_pipeline(path, overrides=overrides)
+    # Step output stays in the run folder logs; the console shows progress only.
+    result = run_pipeline(path, overrides=overrides, stream_logs=False)
     if not result.succeeded:
         sets = " ".join(f"--set {key}={value}" for key, value in overrides.items())
         raise DemoError(
