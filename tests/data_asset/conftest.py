@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from component_scripts import load_component_script
 
 from plant2edge import settings
 
@@ -15,23 +15,8 @@ COMPONENTS_DIR = settings.repo_root() / "components"
 
 
 def load_script(stage: str):
-    """Import components/<stage>/<stage>.py under a name unique to this test suite.
-
-    The component folder goes on sys.path, as it is when the step runs, so that
-    the script can import the other modules of its folder.
-    """
-    module_name = f"p2e_component_{stage}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    folder = COMPONENTS_DIR / stage
-    if str(folder) not in sys.path:
-        sys.path.append(str(folder))
-    path = folder / f"{stage}.py"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+    """Import components/<stage>/<stage>.py under a name unique to this folder."""
+    return load_component_script(stage, "p2e_component")
 
 
 @pytest.fixture(scope="session")

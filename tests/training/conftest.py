@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from component_scripts import load_component_script
 
 from plant2edge import settings
 
@@ -26,16 +26,8 @@ if str(TRAIN_DIR) not in sys.path:
 
 
 def load_script(stage: str):
-    """Import components/<stage>/<stage>.py under a name unique to this test suite."""
-    module_name = f"p2e_training_{stage}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    path = COMPONENTS_DIR / stage / f"{stage}.py"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+    """Import components/<stage>/<stage>.py under a name unique to this folder."""
+    return load_component_script(stage, "p2e_training")
 
 
 @pytest.fixture(scope="session")
