@@ -69,7 +69,7 @@ TRANSPORTS = ("mqtt", "iothub")
 # IoT Hub device ids: up to 128 ASCII letters, digits and -.%_*?!(),:=@$'
 DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.%_*?!(),:=@$']{1,128}$")
 # A day: longer than any package download, and short enough to end a step
-# whose device never answers.
+# whose device never replies.
 MAX_TIMEOUT_SECONDS = 24 * 3600
 TRUE_WORDS = ("true", "1", "yes")
 FALSE_WORDS = ("false", "0", "no")

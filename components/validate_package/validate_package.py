@@ -6,7 +6,7 @@ runner starts a new interpreter per call and windows must see all rows. Checks:
 
 - the states equal the registered model's own predictions on the same rows,
   window by window, and as many windows come back as the model predicts;
-- every output holds exactly its declared variables with their declared types
+- every output contains exactly its declared variables with their declared types
   (the runner itself checks only String and Object);
 - every metric is JSON like ``{"value": 1.5}``.
 

@@ -16,7 +16,7 @@ DATASETS_ENV = "PLANT2EDGE_DATASETS"
 
 
 def home() -> Path:
-    """Return the folder that holds the local registry, data assets and runs."""
+    """Return the folder that contains the local registry, data assets and runs."""
     return Path(os.environ.get(HOME_ENV) or Path.cwd() / ".plant2edge").resolve()
 
 

@@ -49,7 +49,7 @@ def test_delivery_accepts_one_day_timeout():
 
 @pytest.fixture(scope="module")
 def cloud_stack(tmp_path_factory):
-    """Mosquitto on a free port and Azurite, with no device, so no device answers."""
+    """Mosquitto on a free port and Azurite, with no device, so no message comes back."""
     stack = start_stack(tmp_path_factory.mktemp("stack"), mqtt_port=free_port())
     yield stack
     stack.stop()

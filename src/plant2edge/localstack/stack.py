@@ -368,7 +368,7 @@ def attach_stack(state_dir: Path | None = None) -> Stack:
             "with 'plant2edge stack start'."
         ) from exc
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-        # The message names the file only, because its content holds the key.
+        # The message names the file only, because its content contains the key.
         raise StackError(
             f"{state_dir / STACK_FILE} is damaged ({type(exc).__name__}). Stop the "
             "servers with 'plant2edge stack stop', which finds them by their PID "
